@@ -1,0 +1,80 @@
+# podium: every target parses its variables and calls the `podium` command.
+# Run `make help` for the list.
+
+PYTHON_BASE ?= python3
+VENV        := .venv
+PY          := $(VENV)/bin/python
+PODIUM      := $(VENV)/bin/podium
+STAMP       := $(VENV)/.installed
+
+CONFIG ?= configs/demo.yaml
+FOLD   ?= 0
+FOLDS  ?=
+ARGS   ?=
+RESUME ?= 0
+SUBMISSION ?=
+
+# Optional flags passed only when the variable is set.
+FOLDS_FLAG  := $(if $(FOLDS),--folds $(FOLDS),)
+RESUME_FLAG := $(if $(filter 1 true yes,$(RESUME)),--resume,)
+SUB_FLAG    := $(if $(SUBMISSION),--submission $(SUBMISSION),)
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo-data folds train train-all lr-plot oof infer score baseline demo test clean
+
+help: ## List targets and the variables they take
+	@echo "Usage: make TARGET [CONFIG=configs/demo.yaml] [FOLD=0] [FOLDS=0,1] [RESUME=1] [ARGS=\"optim.lr=1e-3\"]"
+	@echo
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-11s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON_BASE) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP) ## Create .venv and install the pinned packages and podium (runs once)
+
+demo-data: $(STAMP) ## Write the demo competition (scikit-learn digits) into input/
+	$(PY) scripts/make_demo_competition.py --out input
+
+folds: $(STAMP) ## Split train.csv into folds: outputs/folds.csv (CONFIG, ARGS)
+	$(PODIUM) folds --config $(CONFIG) $(ARGS)
+
+train: $(STAMP) ## Train one fold (FOLD, CONFIG, ARGS, RESUME=1 continues from last.pt)
+	$(PODIUM) train --config $(CONFIG) --fold $(FOLD) $(RESUME_FLAG) $(ARGS)
+
+train-all: $(STAMP) ## Train every fold in turn (CONFIG, ARGS, RESUME)
+	$(PODIUM) train-all --config $(CONFIG) $(RESUME_FLAG) $(ARGS)
+
+lr-plot: $(STAMP) ## Save the learning-rate schedule as a PNG, without training (CONFIG, ARGS)
+	$(PODIUM) lr-plot --config $(CONFIG) $(ARGS)
+
+oof: $(STAMP) ## Out-of-fold report: CV score, per-class metrics, PNGs (CONFIG, FOLDS)
+	$(PODIUM) oof --config $(CONFIG) $(FOLDS_FLAG) $(ARGS)
+
+infer: $(STAMP) ## Fold ensemble + TTA on the test set: submissions/<name>.csv (CONFIG, FOLDS)
+	$(PODIUM) infer --config $(CONFIG) $(FOLDS_FLAG) $(ARGS)
+
+score: $(STAMP) ## Score a submission against input/demo_solution.csv (CONFIG, SUBMISSION)
+	$(PODIUM) score --config $(CONFIG) $(SUB_FLAG) $(ARGS)
+
+baseline: $(STAMP) ## Train scikit-learn's SVC on the same folds and print its CV macro-F1 (CONFIG)
+	$(PODIUM) baseline --config $(CONFIG) $(ARGS)
+
+demo: $(STAMP) ## The whole pipeline on the demo competition, from data to a scored submission
+	$(MAKE) demo-data
+	$(MAKE) folds CONFIG=configs/demo.yaml
+	$(MAKE) train-all CONFIG=configs/demo.yaml
+	$(MAKE) oof CONFIG=configs/demo.yaml
+	$(MAKE) infer CONFIG=configs/demo.yaml
+	$(MAKE) score CONFIG=configs/demo.yaml
+	$(MAKE) baseline CONFIG=configs/demo.yaml
+
+test: $(STAMP) ## Run the test suite on the CPU (a few minutes)
+	$(PY) -m pytest
+
+clean: ## Remove outputs/ and submissions (keeps .venv and input/)
+	rm -rf outputs
+	find submissions -type f ! -name README.md -delete

@@ -1,0 +1,93 @@
+"""The `podium` command: parse arguments and call a stage. The Makefile calls this."""
+
+import argparse
+import logging
+import sys
+
+from podium.errors import PodiumError
+
+log = logging.getLogger("podium")
+
+
+def parse_folds(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise PodiumError(f"invalid FOLDS={text!r}: give fold numbers separated by commas, e.g. FOLDS=0,1") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="podium", description="Kaggle-style image-classification pipeline.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        command = commands.add_parser(name, help=help_text, description=help_text)
+        command.add_argument("--config", default="configs/demo.yaml", help="experiment YAML, merged over configs/default.yaml")
+        command.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. optim.lr=1e-3")
+        return command
+
+    add("folds", "split the training table into folds (outputs/folds.csv)")
+    train = add("train", "train one fold")
+    train.add_argument("--fold", type=int, default=0, help="fold to validate on; the others train")
+    train.add_argument("--resume", action="store_true", help="continue from the fold's last.pt")
+    train_all = add("train-all", "train every fold in turn")
+    train_all.add_argument("--resume", action="store_true", help="continue each fold from its last.pt, if any")
+    add("lr-plot", "save the learning-rate schedule as a PNG without training")
+    oof = add("oof", "out-of-fold report: CV score, per-class metrics, PNGs")
+    oof.add_argument("--folds", help="comma-separated folds to report on (default: all)")
+    infer = add("infer", "fold-ensemble + TTA predictions on the test set, written as a submission")
+    infer.add_argument("--folds", help="comma-separated folds to ensemble (default: all)")
+    score = add("score", "score a submission against the solution file")
+    score.add_argument("--submission", help="submission CSV (default: submissions/<name>.csv)")
+    add("baseline", "train scikit-learn's SVC on the same folds and print its CV macro-F1")
+    return parser
+
+
+def run(args: argparse.Namespace) -> None:
+    """Load the config and call the stage; stages import torch and timm, so each loads on demand."""
+    from podium.config import load_config
+
+    config = load_config(args.config, args.overrides)
+    if args.command == "folds":
+        from podium.folds import make_folds
+        make_folds(config)
+    elif args.command == "train":
+        from podium.train import train_fold
+        train_fold(config, args.fold, resume_run=args.resume)
+    elif args.command == "train-all":
+        from podium.train import train_all
+        train_all(config, resume_run=args.resume)
+    elif args.command == "lr-plot":
+        from podium.plots import save_lr_plot
+        save_lr_plot(config)
+    elif args.command == "oof":
+        from podium.report import oof_report
+        oof_report(config, parse_folds(args.folds))
+    elif args.command == "infer":
+        from podium.infer import make_submission
+        make_submission(config, parse_folds(args.folds))
+    elif args.command == "score":
+        from podium.report import score_submission
+        score_submission(config, args.submission)
+    elif args.command == "baseline":
+        from podium.baseline import svc_baseline
+        svc_baseline(config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        run(args)
+    except PodiumError as error:
+        log.error("%s", error)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""Competition tables, the image reader, the pre-flight image scan and the dataset every stage uses."""
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import DictConfig
+
+from podium.errors import PodiumError
+
+log = logging.getLogger(__name__)
+
+SHOW_AT_MOST = 10
+
+
+# ---------------------------------------------------------------- images
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as an RGB uint8 array of shape (height, width, 3).
+
+    Grayscale, palette and 16-bit files are converted, an alpha channel is dropped and an
+    EXIF orientation is applied. A 16-bit image is scaled to 8 bits, not clipped.
+    """
+    # IMREAD_ANYDEPTH keeps 16-bit samples; IMREAD_ANYCOLOR keeps grayscale as one channel.
+    # Both flags, unlike IMREAD_UNCHANGED, let OpenCV apply the EXIF orientation.
+    image = cv2.imread(str(path), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+    if image is None:
+        raise PodiumError(f"cannot read image {path}: the file is missing, truncated or not an image")
+
+    if image.dtype == np.uint16:
+        image = (image.astype(np.float32) * (255.0 / 65535.0)).round().astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise PodiumError(f"unsupported pixel type {image.dtype} in {path}: convert it to 8- or 16-bit PNG or JPEG")
+
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def check_images(paths: Sequence[str], what: str) -> None:
+    """Raise PodiumError listing every missing or undecodable image, so one run finds all bad files."""
+    missing = [path for path in paths if not Path(path).is_file()]
+    if missing:
+        raise PodiumError(
+            f"{len(missing)} of {len(paths)} {what} images are missing, e.g. {missing[:SHOW_AT_MOST]}. "
+            f"Check competition.root, the image folder and competition.image_path in the config."
+        )
+
+    def decodes(path: str) -> bool:
+        return cv2.imread(path, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR) is not None
+
+    # OpenCV releases the GIL while decoding, so threads scan in parallel.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        unreadable = [path for path, ok in zip(paths, pool.map(decodes, paths)) if not ok]
+    if unreadable:
+        raise PodiumError(
+            f"{len(unreadable)} of {len(paths)} {what} images cannot be decoded (truncated or not an image), "
+            f"e.g. {unreadable[:SHOW_AT_MOST]}. Replace or remove these files and their rows."
+        )
+    log.info("checked %d %s images: all present and readable", len(paths), what)
+
+
+# ---------------------------------------------------------------- tables
+
+def read_table(path: Path, what: str, dtype=None) -> pd.DataFrame:
+    """Read a CSV file; `dtype` is passed to pandas (str keeps ids such as "007" as written)."""
+    if not path.is_file():
+        raise PodiumError(f"{what} not found: {path}. Check competition.root in the config, or run `make demo-data` for the demo")
+    try:
+        table = pd.read_csv(path, dtype=dtype)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise PodiumError(f"cannot parse {what} {path} as CSV: {error}") from error
+    if table.empty:
+        raise PodiumError(f"{what} {path} has no rows")
+    return table
+
+
+def require_columns(table: pd.DataFrame, columns: Sequence[str | None], path: Path) -> None:
+    for column in columns:
+        if column is not None and column not in table.columns:
+            raise PodiumError(
+                f"column {column!r} not found in {path}; its columns are {list(table.columns)}. "
+                f"Set the matching competition.*_column key in the config."
+            )
+
+
+def image_paths(table: pd.DataFrame, config: DictConfig, folder: str) -> list[str]:
+    """Map each row to its image file: a path column, or the `image_path` template filled with the id."""
+    comp = config.competition
+    base = (Path(comp.root) / folder).resolve()
+    if comp.path_column is not None and comp.path_column in table.columns:
+        relative = table[comp.path_column].astype(str)
+    else:
+        relative = table[comp.id_column].astype(str).map(lambda image_id: comp.image_path.format(id=image_id))
+
+    paths = [base / name for name in relative]
+    outside = [str(path) for path in paths if not path.resolve().is_relative_to(base)]
+    if outside:
+        raise PodiumError(f"{len(outside)} image paths point outside {base}, e.g. {outside[:SHOW_AT_MOST]}. Use paths inside the image folder.")
+    return [str(path) for path in paths]
+
+
+def class_list(config: DictConfig, labels: pd.Series) -> list:
+    """Return the classes in a fixed order: the config's list, else the sorted labels of train.csv."""
+    if config.competition.classes is not None:
+        return list(config.competition.classes)
+    return sorted(labels.unique().tolist())
+
+
+def load_train_table(config: DictConfig) -> tuple[pd.DataFrame, list]:
+    """Read train.csv into columns id, path, label, target (class index) and, if configured, group."""
+    comp = config.competition
+    path = Path(comp.root) / comp.train_csv
+    raw = read_table(path, "training table", dtype={comp.id_column: str})
+    require_columns(raw, [comp.id_column, comp.target_column, comp.group_column], path)
+
+    ids = raw[comp.id_column].astype(str)
+    duplicated = ids[ids.duplicated()].unique().tolist()
+    if duplicated:
+        raise PodiumError(f"{len(duplicated)} ids appear more than once in {path}, e.g. {duplicated[:SHOW_AT_MOST]}. Each row needs a unique {comp.id_column}.")
+
+    labels = raw[comp.target_column]
+    empty = labels.isna() | (labels.astype(str).str.strip() == "")
+    if empty.any():
+        raise PodiumError(f"{int(empty.sum())} rows of {path} have an empty {comp.target_column!r}, e.g. ids {ids[empty].tolist()[:SHOW_AT_MOST]}. Fill or drop them.")
+
+    classes = class_list(config, labels)
+    index = {label: i for i, label in enumerate(classes)}
+    unknown = sorted(set(labels.unique().tolist()) - set(index), key=str)
+    if unknown:
+        raise PodiumError(f"labels {unknown[:SHOW_AT_MOST]} in {path} are not in competition.classes {classes}. Add them to the list or set it to null.")
+
+    table = pd.DataFrame({"id": ids, "path": image_paths(raw, config, comp.train_images), "label": labels, "target": labels.map(index).astype(int)})
+    if comp.group_column is not None:
+        table["group"] = raw[comp.group_column].astype(str).to_numpy()
+    return table, classes
+
+
+def load_test_table(config: DictConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read sample_submission.csv; return it unchanged (the template) and a table of id and path."""
+    comp = config.competition
+    path = Path(comp.root) / comp.sample_submission
+    template = read_table(path, "sample submission", dtype=str)
+    require_columns(template, [comp.id_column], path)
+
+    ids = template[comp.id_column].astype(str)
+    table = pd.DataFrame({"id": ids, "path": image_paths(template, config, comp.test_images)})
+    return template, table
+
+
+def read_folds(config: DictConfig, table: pd.DataFrame) -> np.ndarray:
+    """Return the fold of each row of the training table, checking that folds.csv matches it."""
+    path = Path(config.folds.file)
+    if not path.is_file():
+        raise PodiumError(f"folds file not found: {path}. Run `make folds` first.")
+    folds = pd.read_csv(path, dtype={"id": str})
+
+    by_id = dict(zip(folds["id"], folds["fold"]))
+    missing = [image_id for image_id in table["id"] if image_id not in by_id]
+    if missing or len(folds) != len(table):
+        raise PodiumError(
+            f"{path} does not match the training table ({len(folds)} rows in folds, {len(table)} in train, "
+            f"{len(missing)} train ids without a fold, e.g. {missing[:10]}). Run `make folds` again."
+        )
+    if folds["fold"].nunique() != config.folds.n_folds:
+        raise PodiumError(f"{path} has {folds['fold'].nunique()} folds but folds.n_folds is {config.folds.n_folds}. Run `make folds` again.")
+    return table["id"].map(by_id).to_numpy()
+
+
+# ---------------------------------------------------------------- dataset
+
+class ImageDataset(torch.utils.data.Dataset):
+    """Images read from disk, passed through an albumentations pipeline; yields (image, target)."""
+
+    def __init__(self, paths: Sequence[str], targets: Sequence[int] | None, transform: Callable):
+        self.paths = list(paths)
+        self.targets = None if targets is None else np.asarray(targets, dtype=np.int64)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        image = self.transform(image=read_image(self.paths[index]))["image"]
+        target = -1 if self.targets is None else self.targets[index]
+        return image, target

@@ -1,0 +1,173 @@
+"""The training epoch and the prediction loop, shared by training, inference and pseudo-labeling."""
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from podium.errors import PodiumError
+from podium.optim import LRSchedule
+from podium.transforms import tta_views
+
+
+# ---------------------------------------------------------------- device and precision
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def cpu_has_bf16() -> bool:
+    """Return True when the CPU has native bfloat16 instructions (AVX512-BF16 or AMX)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        return False
+    flags = cpuinfo.read_text()
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """Map train.precision to an autocast dtype, or None for full fp32."""
+    if precision == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if cpu_has_bf16() else None
+    choices = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
+    if precision not in choices:
+        raise PodiumError(f"unknown train.precision {precision!r}; choose auto, bf16, fp16 or fp32")
+    if choices[precision] is torch.float16 and device.type != "cuda":
+        raise PodiumError("train.precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
+    return choices[precision]
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+# ---------------------------------------------------------------- training
+
+@dataclass
+class TrainState:
+    """Counters that a checkpoint stores and a resumed run continues from."""
+
+    epoch: int = 0            # completed epochs
+    updates: int = 0          # completed optimizer updates
+    best: float | None = None
+    best_epoch: int | None = None
+    epochs_without_improvement: int = 0
+    history: list = field(default_factory=list)
+
+
+def window_sample_counts(batch_sizes: Sequence[int], accumulate: int) -> list[int]:
+    """Return the number of samples in each accumulation window; the last window may be shorter."""
+    return [sum(batch_sizes[start:start + accumulate]) for start in range(0, len(batch_sizes), accumulate)]
+
+
+@dataclass
+class Trainer:
+    """Everything one training step needs; built once per fold."""
+
+    model: torch.nn.Module
+    loss_fn: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: LRSchedule
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    dtype: torch.dtype | None
+    accumulate: int = 1
+    grad_clip: float | None = None
+    channels_last: bool = False
+    log_every: int = 10
+
+    def to_device(self, images: torch.Tensor) -> torch.Tensor:
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        return images.to(self.device, non_blocking=True, memory_format=memory_format)
+
+    def train_one_epoch(self, loader, batch_sizes: Sequence[int], state: TrainState, description: str = "") -> dict:
+        """Run one epoch of micro-batches, stepping the optimizer once per accumulation window.
+
+        Each micro-batch's summed per-sample loss is divided by the sample count of its whole
+        window, so a window's gradient equals that of one batch of the same samples, the last
+        and shorter window included. Returns the mean per-sample loss and timing figures.
+        """
+        self.model.train()
+        windows = window_sample_counts(batch_sizes, self.accumulate)
+        loss_sum = torch.zeros((), device=self.device)
+        samples = 0
+        data_seconds = 0.0
+        started = tick = time.perf_counter()
+
+        progress = tqdm(loader, total=len(batch_sizes), desc=description, leave=False, dynamic_ncols=True, disable=None)
+        for step, (images, targets) in enumerate(progress):
+            data_seconds += time.perf_counter() - tick
+            images, targets = self.to_device(images), targets.to(self.device, non_blocking=True)
+
+            with autocast(self.device, self.dtype):
+                logits = self.model(images)
+            per_sample = self.loss_fn(logits, targets)
+            loss = per_sample.sum() / windows[step // self.accumulate]
+            self.scaler.scale(loss).backward()
+
+            loss_sum += per_sample.detach().sum()
+            samples += len(targets)
+
+            window_ends = (step + 1) % self.accumulate == 0 or step + 1 == len(batch_sizes)
+            if window_ends:
+                self.optimizer_step(state)
+
+            if step % self.log_every == 0 or step + 1 == len(batch_sizes):
+                progress.set_postfix(loss=f"{loss_sum.item() / samples:.4f}", lr=f"{self.schedule.current_lr():.2e}")
+            tick = time.perf_counter()
+
+        seconds = time.perf_counter() - started
+        return {
+            "train_loss": loss_sum.item() / samples,
+            "seconds": seconds,
+            "images_per_second": samples / seconds,
+            "data_wait_share": data_seconds / seconds,
+        }
+
+    def optimizer_step(self, state: TrainState) -> None:
+        state.updates += 1
+        self.schedule.before_update(state.updates)
+
+        if self.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+
+
+# ---------------------------------------------------------------- prediction
+
+@torch.no_grad()
+def predict(
+    model: torch.nn.Module,
+    loader,
+    device: torch.device,
+    dtype: torch.dtype | None = None,
+    views: Sequence[str] = ("identity",),
+    channels_last: bool = False,
+    description: str = "predict",
+) -> np.ndarray:
+    """Return softmax probabilities (N, classes) for every sample, averaged over the TTA views."""
+    model.eval()
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    batches = []
+    for images, _ in tqdm(loader, desc=description, leave=False, dynamic_ncols=True, disable=None):
+        images = images.to(device, non_blocking=True, memory_format=memory_format)
+        probs = torch.zeros((), device=device)
+        for view in tta_views(images, views):
+            with autocast(device, dtype):
+                logits = model(view)
+            probs = probs + logits.float().softmax(dim=1)
+        batches.append((probs / len(views)).cpu())
+    probs = torch.cat(batches).numpy().astype(np.float64)
+    return probs / probs.sum(axis=1, keepdims=True)

@@ -1,0 +1,240 @@
+"""The training stage: train one fold, keep the best checkpoint, write its out-of-fold predictions."""
+
+import json
+import logging
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import DictConfig
+
+from podium import config as configs
+from podium.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, unwrap_state_dict
+from podium.data import ImageDataset, check_images, load_train_table, read_folds
+from podium.engine import Trainer, TrainState, autocast_dtype, pick_device, predict
+from podium.errors import PodiumError
+from podium.loaders import eval_loader, train_loader
+from podium.losses import build_loss
+from podium.metrics import classification_metrics, is_improvement, monitor_mode
+from podium.model import create_model, is_convolutional, normalization
+from podium.optim import LRSchedule, create_optimizer, updates_per_epoch
+from podium.transforms import build_transforms
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def log_to_file(path: Path):
+    """Copy podium's log records to `path` while the block runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("podium")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+
+
+def split_fold(config: DictConfig, fold: int) -> tuple[pd.DataFrame, pd.DataFrame, list]:
+    """Return the training rows (every other fold), the validation rows (this fold) and the classes."""
+    table, classes = load_train_table(config)
+    folds = read_folds(config, table)
+    n_folds = config.folds.n_folds
+    if not 0 <= fold < n_folds:
+        raise PodiumError(f"FOLD={fold} is out of range: folds.csv has folds 0 to {n_folds - 1}")
+
+    train_rows = table[folds != fold].reset_index(drop=True)
+    valid_rows = table[folds == fold].reset_index(drop=True)
+    assert not set(train_rows["id"]) & set(valid_rows["id"]), "a validation id is in the training rows"
+    return train_rows, valid_rows, classes
+
+
+def checkpoint_state(trainer: Trainer, state: TrainState, config: DictConfig, classes: list) -> dict:
+    return {
+        "model": unwrap_state_dict(trainer.model.state_dict()),
+        "optimizer": trainer.optimizer.state_dict(),
+        "schedule": trainer.schedule.state_dict(),
+        "scaler": trainer.scaler.state_dict(),
+        "train_state": asdict(state),
+        "rng": rng_state(),
+        "classes": list(classes),
+        "experiment": config.name,
+        "config": configs.to_plain(config),
+    }
+
+
+def resume(trainer: Trainer, path: Path, config: DictConfig, classes: list) -> TrainState:
+    """Restore model, optimizer, schedule, scaler, counters and random states from last.pt."""
+    checkpoint = load_checkpoint(path)
+    if checkpoint.get("classes") != list(classes) or checkpoint.get("experiment") != config.name:
+        raise PodiumError(
+            f"{path} belongs to experiment {checkpoint.get('experiment')!r} with classes {checkpoint.get('classes')}, "
+            f"not {config.name!r} with {classes}. Resume with the config it was trained with, or delete the file."
+        )
+    trainer.model.load_state_dict(unwrap_state_dict(checkpoint["model"]))
+    trainer.optimizer.load_state_dict(checkpoint["optimizer"])
+    trainer.schedule.load_state_dict(checkpoint["schedule"])
+    trainer.scaler.load_state_dict(checkpoint["scaler"])
+    set_rng_state(checkpoint["rng"])
+    state = TrainState(**checkpoint["train_state"])
+    log.info("resumed from %s at epoch %d, update %d, best %s", path, state.epoch, state.updates, state.best)
+    return state
+
+
+def write_oof(path: Path, rows: pd.DataFrame, probs: np.ndarray, classes: list, fold: int) -> None:
+    """Write id, fold, true label, predicted label and one probability column per class."""
+    oof = pd.DataFrame({"id": rows["id"], "fold": fold, "label": rows["label"], "pred": [classes[i] for i in probs.argmax(1)]})
+    probabilities = pd.DataFrame(probs, columns=[f"prob_{name}" for name in classes])
+    pd.concat([oof, probabilities], axis=1).to_csv(path, index=False)
+
+
+def build_trainer(config: DictConfig, train_rows: pd.DataFrame, classes: list, per_epoch: int) -> tuple[Trainer, tuple]:
+    device = pick_device()
+    model = create_model(config, len(classes))
+    channels_last = config.model.channels_last and is_convolutional(model)
+    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+    dtype = autocast_dtype(config.train.precision, device)
+    mode = monitor_mode(config.train.monitor, config.train.mode)
+    optimizer = create_optimizer(config, model)
+    trainer = Trainer(
+        model=model,
+        loss_fn=build_loss(config, train_rows["target"].to_numpy(), len(classes)).to(device),
+        optimizer=optimizer,
+        schedule=LRSchedule(optimizer, config, per_epoch, mode),
+        scaler=torch.amp.GradScaler(device.type, enabled=dtype is torch.float16),
+        device=device,
+        dtype=dtype,
+        accumulate=config.train.accumulate,
+        grad_clip=config.train.grad_clip,
+        channels_last=channels_last,
+    )
+    return trainer, normalization(model)
+
+
+def micro_batches_per_epoch(samples: int, batch_size: int) -> int:
+    """Count batches as loaders.epoch_batches makes them: a trailing batch of one joins the one before."""
+    count = -(-samples // batch_size)
+    return count - 1 if count > 1 and samples % batch_size == 1 else count
+
+
+def train_fold(config, fold: int = 0, resume_run: bool = False, overrides=()) -> dict:
+    """Train fold `fold` of an experiment and return its best validation metrics.
+
+    `config` is a YAML path, a dict of overrides or a loaded config. The same function runs
+    behind `make train`, so a notebook gets the identical run.
+    """
+    config = configs.from_any(config, overrides)
+    folder = configs.fold_dir(config, fold)
+    with log_to_file(folder / "train.log"):
+        return run_fold(config, fold, folder, resume_run)
+
+
+def run_fold(config: DictConfig, fold: int, folder: Path, resume_run: bool) -> dict:
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    if config.train.deterministic:
+        torch.use_deterministic_algorithms(True)
+
+    train_rows, valid_rows, classes = split_fold(config, fold)
+    if config.data.scan_images:
+        check_images(pd.concat([train_rows, valid_rows])["path"].tolist(), "training")
+    configs.save_config(config, folder)
+
+    batch_size, accumulate = config.data.batch_size, config.train.accumulate
+    per_epoch = updates_per_epoch(micro_batches_per_epoch(len(train_rows), batch_size), accumulate)
+    trainer, (mean, std) = build_trainer(config, train_rows, classes, per_epoch)
+    mode = monitor_mode(config.train.monitor, config.train.mode)
+
+    train_set = ImageDataset(train_rows["path"], train_rows["target"], build_transforms(config, mean, std, train=True))
+    valid_set = ImageDataset(valid_rows["path"], valid_rows["target"], build_transforms(config, mean, std, train=False))
+    valid_batches = eval_loader(valid_set, config.infer.batch_size, config.data.num_workers)
+
+    state = TrainState()
+    if resume_run:
+        state = resume(trainer, folder / "last.pt", config, classes)
+    else:
+        for stale in ("best.pt", "last.pt", "oof.csv", "metrics.json"):
+            (folder / stale).unlink(missing_ok=True)
+
+    log.info(
+        "fold %d: %d train and %d valid images, %s, %d updates per epoch (batch %d x accumulate %d), precision %s, device %s",
+        fold, len(train_rows), len(valid_rows), config.model.name, per_epoch, batch_size, accumulate,
+        trainer.dtype or "fp32", trainer.device,
+    )
+
+    try:
+        while state.epoch < config.train.epochs:
+            if run_epoch(config, fold, folder, trainer, state, train_set, valid_batches, valid_rows, classes, mode):
+                break
+    except KeyboardInterrupt:
+        log.error(
+            "fold %d interrupted during epoch %d; %s holds epoch %d. Continue with: make train FOLD=%d RESUME=1",
+            fold, state.epoch + 1, folder / "last.pt", state.epoch, fold,
+        )
+        raise
+
+    best = state.history[state.best_epoch - 1] if state.best_epoch else {}
+    log.info("fold %d finished: best %s %.4f at epoch %s; %s", fold, config.train.monitor, state.best or float("nan"), state.best_epoch, folder / "best.pt")
+    return best
+
+
+def run_epoch(config, fold, folder, trainer, state, train_set, valid_batches, valid_rows, classes, mode) -> bool:
+    """Train and validate one epoch, write checkpoints and OOF; return True when early stopping triggers."""
+    epoch = state.epoch + 1
+    batches, batch_sizes = train_loader(train_set, config.data.batch_size, config.data.num_workers, config.seed, epoch)
+    train_figures = trainer.train_one_epoch(batches, batch_sizes, state, description=f"fold {fold} epoch {epoch}")
+
+    probs = predict(trainer.model, valid_batches, trainer.device, trainer.dtype, channels_last=trainer.channels_last, description="valid")
+    metrics = {f"valid_{name}": value for name, value in classification_metrics(valid_rows["target"].to_numpy(), probs).items()}
+    metrics["valid_loss"] = metrics["valid_log_loss"]
+    record = {"epoch": epoch, **train_figures, **metrics, "lr": trainer.schedule.current_lr(), "updates": state.updates}
+
+    if config.train.monitor not in record:
+        raise PodiumError(f"train.monitor {config.train.monitor!r} is not a metric; choose one of {sorted(metrics)}")
+    value = record[config.train.monitor]
+    trainer.schedule.after_epoch(value, state.updates)
+
+    improved = is_improvement(value, state.best, mode)
+    state.epoch = epoch
+    state.history.append(record)
+    if improved:
+        state.best, state.best_epoch, state.epochs_without_improvement = value, epoch, 0
+        write_oof(folder / "oof.csv", valid_rows, probs, classes, fold)
+        save_checkpoint(checkpoint_state(trainer, state, config, classes), folder / "best.pt")
+    else:
+        state.epochs_without_improvement += 1
+    save_checkpoint(checkpoint_state(trainer, state, config, classes), folder / "last.pt")
+    (folder / "metrics.json").write_text(json.dumps({"fold": fold, "best": state.best, "best_epoch": state.best_epoch, "history": state.history}, indent=2))
+
+    log.info(
+        "fold %d epoch %d/%d: train_loss %.4f valid_loss %.4f valid_f1_macro %.4f accuracy %.4f lr %.2e %.1fs %.0f img/s data %.0f%%%s",
+        fold, epoch, config.train.epochs, record["train_loss"], record["valid_loss"], record["valid_f1_macro"],
+        record["valid_accuracy"], record["lr"], record["seconds"], record["images_per_second"],
+        100 * record["data_wait_share"], " *" if improved else "",
+    )
+
+    patience = config.train.patience
+    if patience is not None and state.epochs_without_improvement >= patience:
+        log.info("fold %d: early stopping after epoch %d, no improvement of %s for %d epochs", fold, epoch, config.train.monitor, patience)
+        return True
+    return False
+
+
+def train_all(config, resume_run: bool = False, overrides=()) -> list[dict]:
+    """Train every fold in turn; with `resume_run`, folds that have a last.pt continue from it."""
+    config = configs.from_any(config, overrides)
+    results = []
+    for fold in range(config.folds.n_folds):
+        resume_fold = resume_run and (configs.fold_dir(config, fold) / "last.pt").is_file()
+        results.append(train_fold(config, fold, resume_run=resume_fold))
+
+    scores = [result.get(config.train.monitor, float("nan")) for result in results]
+    log.info("%s: %s per fold %s, mean %.4f", config.name, config.train.monitor, [round(score, 4) for score in scores], float(np.mean(scores)))
+    return results

@@ -4,7 +4,7 @@ import difflib
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from podium.errors import PodiumError
 
@@ -24,7 +24,10 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
         path = Path(path)
         if not path.is_file():
             raise PodiumError(f"config file not found: {path}. Pass an existing YAML file, e.g. CONFIG=configs/demo.yaml")
-        layers.append((str(path), OmegaConf.load(path)))
+        layer = OmegaConf.load(path)
+        if not isinstance(layer, DictConfig):
+            raise PodiumError(f"config file {path} must hold a mapping of keys (like configs/demo.yaml), not a {type(layer).__name__}")
+        layers.append((str(path), layer))
 
     overrides = list(overrides)
     for item in overrides:
@@ -43,16 +46,27 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
 
 
 def from_any(config: str | Path | Mapping | DictConfig, overrides: Iterable[str] = ()) -> DictConfig:
-    """Accept a config path, a plain dict of overrides or a loaded config, as the Python API does."""
-    if isinstance(config, DictConfig):
-        return config
+    """Accept a config path, a plain dict of overrides or a loaded config, as the Python API does.
+
+    Dotted `overrides` apply last, over whatever `config` sets.
+    """
     if isinstance(config, (str, Path)):
         return load_config(config, overrides)
 
-    loaded = load_config(None, overrides)
-    layer = OmegaConf.create(dict(config))
-    check_known_keys(layer, loaded, "the given dict")
-    return OmegaConf.merge(loaded, layer)
+    if isinstance(config, DictConfig):
+        loaded = config
+    else:
+        loaded = load_config(None)
+        layer = OmegaConf.create(dict(config))
+        check_known_keys(layer, loaded, "the given dict")
+        loaded = OmegaConf.merge(loaded, layer)
+
+    overrides = list(overrides)
+    if overrides:
+        layer = OmegaConf.from_dotlist(overrides)
+        check_known_keys(layer, loaded, "the overrides")
+        loaded = OmegaConf.merge(loaded, layer)
+    return loaded
 
 
 def check_known_keys(layer: Any, defaults: Any, source: str, prefix: str = "") -> None:
@@ -69,7 +83,7 @@ def check_known_keys(layer: Any, defaults: Any, source: str, prefix: str = "") -
             raise PodiumError(f"unknown config key {dotted!r} in {source}: {hint}")
 
         value, default = layer._get_node(key), defaults._get_node(key)
-        if isinstance(default, DictConfig) and not isinstance(value, (DictConfig, ListConfig)) and not value._is_none():
+        if isinstance(default, DictConfig) and not isinstance(value, DictConfig):
             raise PodiumError(f"config key {dotted!r} in {source} must be a section of keys, not {value._value()!r}")
         check_known_keys(value, default, source, prefix=f"{dotted}.")
 

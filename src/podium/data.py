@@ -8,6 +8,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 import pandas as pd
+import PIL.Image
 import torch
 from omegaconf import DictConfig
 
@@ -54,7 +55,17 @@ def check_images(paths: Sequence[str], what: str) -> None:
         )
 
     def decodes(path: str) -> bool:
-        return cv2.imread(path, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR) is not None
+        if cv2.imread(path, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR) is None:
+            return False
+        # OpenCV decodes a truncated JPEG with only a printed warning; Pillow raises on it.
+        try:
+            with PIL.Image.open(path) as image:
+                image.load()
+        except PIL.UnidentifiedImageError:
+            return True  # a format OpenCV reads and Pillow does not know
+        except OSError:
+            return False
+        return True
 
     # OpenCV releases the GIL while decoding, so threads scan in parallel.
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -119,7 +130,7 @@ def load_train_table(config: DictConfig) -> tuple[pd.DataFrame, list]:
     comp = config.competition
     path = Path(comp.root) / comp.train_csv
     raw = read_table(path, "training table", dtype={comp.id_column: str})
-    require_columns(raw, [comp.id_column, comp.target_column, comp.group_column], path)
+    require_columns(raw, [comp.id_column, comp.target_column, comp.group_column, comp.path_column], path)
 
     ids = raw[comp.id_column].astype(str)
     duplicated = ids[ids.duplicated()].unique().tolist()

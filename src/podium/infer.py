@@ -82,7 +82,7 @@ def write_submission(config: DictConfig, template: pd.DataFrame, table: pd.DataF
     submission = fill_template(template, id_column, table["id"].tolist(), probs, classes)
     validate_submission(submission, template, id_column, classes)
 
-    folder = Path("submissions")
+    folder = Path(config.submission_dir)
     folder.mkdir(exist_ok=True)
     path = folder / f"{config.name}.csv"
     submission.to_csv(path, index=False)

@@ -33,6 +33,7 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray) -> dict[str, f
     `probs` has one column per class. Every metric uses all of those classes, so a class that
     is absent from `y_true` and never predicted counts as an F1 of 0 in the macro average.
     """
+    probs = probs / probs.sum(axis=1, keepdims=True)  # rows read back from CSV carry rounding
     num_classes = probs.shape[1]
     labels = list(range(num_classes))
     y_pred = probs.argmax(axis=1)

@@ -134,7 +134,7 @@ def print_summary(report: dict, classes_table: pd.DataFrame) -> None:
 def score_submission(config: DictConfig, submission_path: str | None = None) -> dict:
     """Score a label submission against the solution file; print it beside the experiment's CV score."""
     comp = config.competition
-    submission_path = Path(submission_path or Path("submissions") / f"{config.name}.csv")
+    submission_path = Path(submission_path or Path(config.submission_dir) / f"{config.name}.csv")
     solution_path = Path(comp.root) / comp.solution_csv
     submission = read_table(submission_path, "submission", dtype=str)
     solution = read_table(solution_path, "solution file", dtype=str)

@@ -1,0 +1,110 @@
+"""Submissions: template order and header, fold averaging, probability templates, validation."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from conftest import tiny_config
+from podium.errors import PodiumError
+from podium.infer import ensemble_probs, make_submission
+from podium.submission import fill_template, validate_submission
+
+CLASSES = ["cat", "dog", "eel"]
+
+
+def test_template_order_and_header_kept(tmp_path):
+    template = pd.DataFrame({"image_id": ["c", "a", "b"], "label": ["cat", "cat", "cat"]})
+    probs = np.array([[0.1, 0.8, 0.1], [0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    submission = fill_template(template, "image_id", ["c", "a", "b"], probs, CLASSES)
+    validate_submission(submission, template, "image_id", CLASSES)
+
+    path = tmp_path / "submission.csv"
+    submission.to_csv(path, index=False)
+    written = pd.read_csv(path)
+    assert path.read_text().splitlines()[0] == "image_id,label"
+    assert written["image_id"].tolist() == ["c", "a", "b"]
+    assert written["label"].tolist() == ["dog", "cat", "eel"]
+    assert not any(column.startswith("Unnamed") for column in written.columns)
+
+
+def test_integer_labels_stay_integers():
+    template = pd.DataFrame({"id": ["1", "2"], "target": ["0", "0"]})
+    submission = fill_template(template, "id", ["1", "2"], np.array([[0.9, 0.1], [0.2, 0.8]]), [3, 7])
+    assert submission["target"].tolist() == [3, 7]
+
+
+def test_probability_template_rows_sum_to_one():
+    template = pd.DataFrame({"image_id": ["a", "b"], "dog": ["0", "0"], "cat": ["0", "0"], "eel": ["0", "0"]})
+    probs = np.array([[0.2, 0.5, 0.3], [0.6, 0.3, 0.1]])
+    submission = fill_template(template, "image_id", ["a", "b"], probs, CLASSES)
+    validate_submission(submission, template, "image_id", CLASSES)
+
+    assert list(submission.columns) == ["image_id", "dog", "cat", "eel"]
+    assert submission[["dog", "cat", "eel"]].sum(axis=1).tolist() == pytest.approx([1.0, 1.0])
+    assert submission["dog"].tolist() == pytest.approx([0.5, 0.3])
+
+
+class FixedLogits(torch.nn.Module):
+    """A fake fold model that returns the same logits for every image."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.logits = torch.tensor(logits)
+
+    def forward(self, images):
+        return self.logits.expand(len(images), -1)
+
+
+def test_fold_average_is_mean_of_softmax():
+    loader = DataLoader(TensorDataset(torch.zeros(4, 3, 8, 8), torch.zeros(4)), batch_size=3)
+    first, second = [2.0, 0.0, 0.0], [0.0, 0.0, 3.0]
+    probs = ensemble_probs([FixedLogits(first), FixedLogits(second)], [loader, loader], torch.device("cpu"), None, ["identity", "hflip"], [False, False])
+
+    expected = (torch.tensor(first).softmax(0) + torch.tensor(second).softmax(0)) / 2
+    assert probs.shape == (4, 3)
+    assert np.allclose(probs, expected.numpy()[None, :].repeat(4, 0))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda s: s.iloc[[1, 0, 2]], "different order"),
+        (lambda s: s.iloc[:2], "has 2 rows"),
+        (lambda s: s.assign(image_id=["c", "a", "z"]), "1 missing"),
+        (lambda s: s.assign(label=["cat", "cow", "dog"]), "'cow'"),
+        (lambda s: s.assign(label=["cat", None, "dog"]), "missing values"),
+        (lambda s: s.rename(columns={"label": "Label"}), "differ from the sample submission"),
+    ],
+)
+def test_validation_rejects(change, message):
+    template = pd.DataFrame({"image_id": ["c", "a", "b"], "label": ["cat"] * 3})
+    submission = change(template.assign(label=["cat", "dog", "eel"]))
+    with pytest.raises(PodiumError, match=message):
+        validate_submission(submission, template, "image_id", CLASSES)
+
+
+def test_missing_test_image_fails_before_models(demo_root, tmp_path):
+    (tmp_path / "outputs" / "test" / "fold0").mkdir(parents=True)
+    (tmp_path / "outputs" / "test" / "fold0" / "best.pt").write_bytes(b"not loaded: the image check comes first")
+    root = tmp_path / "input"
+    root.mkdir()
+    (root / "sample_submission.csv").write_text("image_id,label\nghost,zero\n")
+    (root / "test_images").mkdir()
+    config = tiny_config(root, tmp_path, "folds.n_folds=2")
+
+    with pytest.raises(PodiumError, match=r"1 of 1 test images are missing, e\.g\. \[.*ghost.png"):
+        make_submission(config, folds=[0])
+
+
+def test_missing_fold_checkpoint(tmp_path):
+    config = tiny_config(tmp_path, tmp_path, "folds.n_folds=2")
+    with pytest.raises(PodiumError, match=r"no best.pt for folds \[0, 1\]"):
+        make_submission(config)
+
+
+def test_unknown_tta_view(tmp_path):
+    config = tiny_config(tmp_path, tmp_path, "infer.tta=[identity,rotate]")
+    with pytest.raises(PodiumError, match="infer.tta must list views"):
+        make_submission(config)

@@ -146,3 +146,35 @@ def test_pretrained_file_loads(tmp_path):
     config = tiny_config(tmp_path, tmp_path, "model.pretrained=true", f"model.pretrained_file={weights}")
     model = create_model(config, 3)
     assert model.get_classifier().out_features == 3
+
+
+class ExplodingLoss(torch.nn.Module):
+    """Cross-entropy that returns NaN for the second micro-batch it sees."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, logits, target):
+        self.calls += 1
+        loss = torch.nn.functional.cross_entropy(logits, target, reduction="none")
+        return loss * float("nan") if self.calls == 2 else loss
+
+
+def test_nonfinite_loss_stops_with_step(demo_root, tmp_path, monkeypatch):
+    config = tiny_config(demo_root, tmp_path, "competition.train_csv=train_small.csv", "folds.n_folds=2", "data.batch_size=8")
+    make_folds(config)
+    monkeypatch.setattr(train_module, "build_loss", lambda *args: ExplodingLoss())
+    with pytest.raises(PodiumError, match=r"non-finite training loss \(nan\) at fold 0 epoch 1, micro-batch 2, after 1 updates"):
+        train_fold(config, fold=0)
+
+
+def test_nonfinite_loss_skipped_and_counted(demo_root, tmp_path, monkeypatch):
+    config = tiny_config(demo_root, tmp_path, "competition.train_csv=train_small.csv", "folds.n_folds=2", "data.batch_size=8", "train.skip_nonfinite=true")
+    make_folds(config)
+    monkeypatch.setattr(train_module, "build_loss", lambda *args: ExplodingLoss())
+    best = train_fold(config, fold=0)
+    state = load_checkpoint(tmp_path / "outputs" / "test" / "fold0" / "last.pt")["train_state"]
+    assert state["skipped_updates"] == 1
+    assert best["train_loss"] == best["train_loss"]  # the NaN batch is left out of the mean
+    assert all(torch.isfinite(value).all() for value in load_checkpoint(tmp_path / "outputs" / "test" / "fold0" / "last.pt")["model"].values() if value.is_floating_point())

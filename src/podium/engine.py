@@ -1,10 +1,12 @@
 """The training epoch and the prediction loop, shared by training, inference and pseudo-labeling."""
 
 import contextlib
+import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -13,6 +15,8 @@ from tqdm import tqdm
 from podium.errors import PodiumError
 from podium.optim import LRSchedule
 from podium.transforms import tta_views
+
+log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------- device and precision
@@ -61,6 +65,7 @@ class TrainState:
     best: float | None = None
     best_epoch: int | None = None
     epochs_without_improvement: int = 0
+    skipped_updates: int = 0  # windows skipped for a non-finite loss (train.skip_nonfinite)
     history: list = field(default_factory=list)
 
 
@@ -83,7 +88,10 @@ class Trainer:
     accumulate: int = 1
     grad_clip: float | None = None
     channels_last: bool = False
+    skip_nonfinite: bool = False
     log_every: int = 10
+    on_updates: Callable[[list[dict]], None] | None = None  # receives {update, train_loss, lr} records
+    pending_updates: list = field(default_factory=list)
 
     def to_device(self, images: torch.Tensor) -> torch.Tensor:
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
@@ -99,6 +107,7 @@ class Trainer:
         self.model.train()
         windows = window_sample_counts(batch_sizes, self.accumulate)
         loss_sum = torch.zeros((), device=self.device)
+        window_loss = torch.zeros((), device=self.device)
         samples = 0
         data_seconds = 0.0
         started = tick = time.perf_counter()
@@ -113,25 +122,59 @@ class Trainer:
             per_sample = self.loss_fn(logits, targets)
             loss = per_sample.sum() / windows[step // self.accumulate]
             self.scaler.scale(loss).backward()
-
-            loss_sum += per_sample.detach().sum()
-            samples += len(targets)
+            window_loss += per_sample.detach().sum()
 
             window_ends = (step + 1) % self.accumulate == 0 or step + 1 == len(batch_sizes)
             if window_ends:
-                self.optimizer_step(state)
+                window_samples = windows[step // self.accumulate]
+                if self.finite_or_skip(window_loss, state, step, description):
+                    self.optimizer_step(state)
+                    self.pending_updates.append((state.updates, window_loss / window_samples, self.schedule.current_lr()))
+                    loss_sum += window_loss
+                    samples += window_samples
+                window_loss = torch.zeros((), device=self.device)
 
             if step % self.log_every == 0 or step + 1 == len(batch_sizes):
-                progress.set_postfix(loss=f"{loss_sum.item() / samples:.4f}", lr=f"{self.schedule.current_lr():.2e}")
+                self.flush_updates()
+                if samples:
+                    progress.set_postfix(loss=f"{loss_sum.item() / samples:.4f}", lr=f"{self.schedule.current_lr():.2e}")
             tick = time.perf_counter()
 
         seconds = time.perf_counter() - started
         return {
-            "train_loss": loss_sum.item() / samples,
+            "train_loss": loss_sum.item() / samples if samples else math.nan,
             "seconds": seconds,
-            "images_per_second": samples / seconds,
+            "images_per_second": sum(batch_sizes) / seconds,
             "data_wait_share": data_seconds / seconds,
+            "skipped_updates": state.skipped_updates,
         }
+
+    def finite_or_skip(self, window_loss: torch.Tensor, state: "TrainState", step: int, description: str) -> bool:
+        """Return True when the window's loss is finite; else skip the update (train.skip_nonfinite) or raise.
+
+        This is one host synchronisation per optimizer update, as GradScaler makes in fp16 too.
+        """
+        if torch.isfinite(window_loss).item():
+            return True
+        if not self.skip_nonfinite:
+            raise PodiumError(
+                f"non-finite training loss ({window_loss.item()}) at {description or 'training'}, micro-batch {step + 1}, "
+                f"after {state.updates} updates. Lower optim.lr, set train.grad_clip, or set train.skip_nonfinite=true to skip such batches."
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        state.skipped_updates += 1
+        log.warning("skipped a non-finite loss at %s, micro-batch %d (%d skipped so far)", description or "training", step + 1, state.skipped_updates)
+        return False
+
+    def flush_updates(self) -> None:
+        """Hand the buffered per-update losses to the callback; one host synchronisation per log interval."""
+        if not self.pending_updates:
+            return
+        losses = torch.stack([loss for _, loss, _ in self.pending_updates]).float().tolist()
+        records = [{"update": update, "train_loss": value, "lr": lr} for (update, _, lr), value in zip(self.pending_updates, losses)]
+        self.pending_updates.clear()
+        if self.on_updates is not None:
+            self.on_updates(records)
 
     def optimizer_step(self, state: TrainState) -> None:
         state.updates += 1

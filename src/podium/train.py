@@ -114,6 +114,7 @@ def build_trainer(config: DictConfig, train_rows: pd.DataFrame, classes: list, p
         accumulate=config.train.accumulate,
         grad_clip=config.train.grad_clip,
         channels_last=channels_last,
+        skip_nonfinite=config.train.skip_nonfinite,
     )
     return trainer, normalization(model)
 

@@ -1,0 +1,72 @@
+"""Loaders: reproducible shuffling and augmentations, and no batch of one sample."""
+
+import pandas as pd
+import torch
+
+from conftest import tiny_config
+from podium.data import ImageDataset, load_train_table
+from podium.engine import autocast_dtype, cpu_has_bf16
+from podium.folds import make_folds
+from podium.loaders import epoch_batches, train_loader
+from podium.train import train_fold
+from podium.transforms import build_transforms
+
+AUGMENT = "data.augment=[{name: Affine, rotate: [-30, 30], p: 1.0}, {name: RandomBrightnessContrast, p: 1.0}]"
+
+
+def first_batches(config, rows, workers: int, epoch: int):
+    dataset = ImageDataset(rows["path"], rows["target"], build_transforms(config, (0.5,) * 3, (0.5,) * 3, train=True))
+    loader, _ = train_loader(dataset, 8, workers, config.seed, epoch)
+    return [images for images, _ in loader][:3]
+
+
+def test_same_seed_same_augmented_batches(demo_root, tmp_path):
+    config = tiny_config(demo_root, tmp_path, AUGMENT)
+    rows = load_train_table(config)[0].head(40)
+    first = first_batches(config, rows, workers=2, epoch=1)
+    again = first_batches(config, rows, workers=2, epoch=1)
+    for a, b in zip(first, again):
+        assert torch.equal(a, b)
+
+
+def test_epochs_draw_different_augmentations(demo_root, tmp_path):
+    config = tiny_config(demo_root, tmp_path, AUGMENT)
+    rows = load_train_table(config)[0].head(40)
+    assert not torch.equal(first_batches(config, rows, 0, epoch=1)[0], first_batches(config, rows, 0, epoch=2)[0])
+
+
+def test_workers_draw_different_augmentations(demo_root, tmp_path):
+    # One image repeated: with per-worker seeds, the two workers' batches must differ.
+    config = tiny_config(demo_root, tmp_path, AUGMENT)
+    rows = load_train_table(config)[0].head(1).sample(n=16, replace=True, random_state=0)
+    batches = first_batches(config, rows, workers=2, epoch=1)
+    assert not torch.equal(batches[0], batches[1])
+
+
+def test_single_leftover_joins_previous_batch():
+    sizes = [len(batch) for batch in epoch_batches(33, 8, torch.Generator().manual_seed(0))]
+    assert sizes == [8, 8, 8, 9]
+    assert [len(batch) for batch in epoch_batches(1, 8, torch.Generator())] == [1]
+
+
+def test_batchnorm_model_with_leftover_of_one(demo_root, tmp_path):
+    # Pick a batch size that leaves one training sample over; test_resnet has BatchNorm layers.
+    settings = ["competition.train_csv=train_small.csv", "folds.n_folds=2"]
+    folds = pd.read_csv(make_folds(tiny_config(demo_root, tmp_path, *settings)))
+    train_rows = int((folds["fold"] != 0).sum())
+    batch_size = max(size for size in range(2, train_rows) if train_rows % size == 1)
+
+    best = train_fold(tiny_config(demo_root, tmp_path, *settings, f"data.batch_size={batch_size}"), fold=0)
+    assert best["epoch"] == 1
+
+
+def test_bf16_training_runs_on_cpu(demo_root, tmp_path):
+    config = tiny_config(demo_root, tmp_path, "competition.train_csv=train_small.csv", "folds.n_folds=2", "train.precision=bf16")
+    make_folds(config)
+    best = train_fold(config, fold=0)
+    assert best["valid_loss"] == best["valid_loss"]  # not NaN
+
+
+def test_auto_precision_on_cpu():
+    expected = torch.bfloat16 if cpu_has_bf16() else None
+    assert autocast_dtype("auto", torch.device("cpu")) is expected

@@ -63,3 +63,11 @@ def test_truncated_checkpoint_names_file(tmp_path):
 def test_missing_checkpoint_says_train_first(tmp_path):
     with pytest.raises(PodiumError, match="checkpoint not found: .*best.pt. Train this fold first"):
         load_checkpoint(tmp_path / "best.pt")
+
+
+def test_partial_writes_removed(tmp_path):
+    save_checkpoint({"epoch": 1}, tmp_path / "last.pt")
+    leftover = tmp_path / ".last.pt.abc123.tmp"
+    leftover.write_bytes(b"half")
+    assert checkpoint.remove_partial_writes(tmp_path) == [leftover]
+    assert [item.name for item in tmp_path.iterdir()] == ["last.pt"]

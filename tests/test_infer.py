@@ -108,3 +108,18 @@ def test_unknown_tta_view(tmp_path):
     config = tiny_config(tmp_path, tmp_path, "infer.tta=[identity,rotate]")
     with pytest.raises(PodiumError, match="infer.tta must list views"):
         make_submission(config)
+
+
+def test_checkpoint_of_other_experiment(demo_root, tmp_path):
+    from podium.folds import make_folds
+    from podium.train import train_fold
+
+    settings = ["competition.train_csv=train_small.csv", "folds.n_folds=2"]
+    make_folds(tiny_config(demo_root, tmp_path, *settings))
+    train_fold(tiny_config(demo_root, tmp_path, *settings), fold=0)
+    folder = tmp_path / "outputs"
+    (folder / "renamed").mkdir()
+    (folder / "test" / "fold0").rename(folder / "renamed" / "fold0")
+
+    with pytest.raises(PodiumError, match="was trained for experiment 'test', not 'renamed'"):
+        make_submission(tiny_config(demo_root, tmp_path, *settings, "name=renamed"), folds=[0])

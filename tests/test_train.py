@@ -178,3 +178,22 @@ def test_nonfinite_loss_skipped_and_counted(demo_root, tmp_path, monkeypatch):
     assert state["skipped_updates"] == 1
     assert best["train_loss"] == best["train_loss"]  # the NaN batch is left out of the mean
     assert all(torch.isfinite(value).all() for value in load_checkpoint(tmp_path / "outputs" / "test" / "fold0" / "last.pt")["model"].values() if value.is_floating_point())
+
+
+def test_resume_from_truncated_checkpoint(demo_root, tmp_path):
+    config = tiny_config(demo_root, tmp_path, "competition.train_csv=train_small.csv", "folds.n_folds=2")
+    make_folds(config)
+    train_fold(config, fold=0)
+    last = tmp_path / "outputs" / "test" / "fold0" / "last.pt"
+    last.write_bytes(last.read_bytes()[:1000])
+    with pytest.raises(PodiumError, match="cannot read checkpoint .*last.pt.*truncated"):
+        train_fold(config, fold=0, resume_run=True)
+
+
+def test_resume_rejects_other_experiment(demo_root, tmp_path):
+    config = tiny_config(demo_root, tmp_path, "competition.train_csv=train_small.csv", "folds.n_folds=2")
+    make_folds(config)
+    train_fold(config, fold=0)
+    other = tiny_config(demo_root, tmp_path, "competition.train_csv=train_small.csv", "folds.n_folds=2", "competition.classes=[zero,one,two,three,four,five,six,seven,eight,nine,ten]")
+    with pytest.raises(PodiumError, match="belongs to experiment 'test' with classes"):
+        train_fold(other, fold=0, resume_run=True)

@@ -29,6 +29,14 @@ def save_checkpoint(state: dict, path: Path) -> None:
         raise
 
 
+def remove_partial_writes(folder: Path) -> list[Path]:
+    """Delete temporary files that a process killed mid-write left in `folder`; return them."""
+    leftovers = sorted(folder.glob(".*.pt.*.tmp"))
+    for path in leftovers:
+        path.unlink()
+    return leftovers
+
+
 def load_checkpoint(path: Path) -> dict:
     """Read a checkpoint with weights_only=True; a missing or damaged file is a PodiumError naming it."""
     if not path.is_file():

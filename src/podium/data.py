@@ -17,6 +17,7 @@ from podium.errors import PodiumError
 log = logging.getLogger(__name__)
 
 SHOW_AT_MOST = 10
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 # ---------------------------------------------------------------- images
@@ -102,15 +103,9 @@ def require_columns(table: pd.DataFrame, columns: Sequence[str | None], path: Pa
             )
 
 
-def image_paths(table: pd.DataFrame, config: DictConfig, folder: str) -> list[str]:
-    """Map each row to its image file: a path column, or the `image_path` template filled with the id."""
-    comp = config.competition
-    base = (Path(comp.root) / folder).resolve()
-    if comp.path_column is not None and comp.path_column in table.columns:
-        relative = table[comp.path_column].astype(str)
-    else:
-        relative = table[comp.id_column].astype(str).map(lambda image_id: comp.image_path.format(id=image_id))
-
+def image_paths(relative: Sequence[str], base: Path) -> list[str]:
+    """Join relative image paths to `base`, rejecting any that resolve outside it."""
+    base = base.resolve()
     paths = [base / name for name in relative]
     outside = [str(path) for path in paths if not path.resolve().is_relative_to(base)]
     if outside:
@@ -118,26 +113,87 @@ def image_paths(table: pd.DataFrame, config: DictConfig, folder: str) -> list[st
     return [str(path) for path in paths]
 
 
+def relative_paths(table: pd.DataFrame, config: DictConfig) -> pd.Series:
+    """Return each row's image path inside its folder: the path column, or the `image_path` template filled with the id."""
+    comp = config.competition
+    if comp.path_column is not None and comp.path_column in table.columns:
+        return table[comp.path_column].astype(str)
+    return table[comp.id_column].astype(str).map(lambda image_id: comp.image_path.format(id=image_id))
+
+
+def list_images(folder: Path, recursive: bool) -> list[Path]:
+    if not folder.is_dir():
+        raise PodiumError(f"image folder not found: {folder}. Check competition.root and the image folder keys in the config")
+    files = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(path for path in files if path.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def read_image_folder(config: DictConfig) -> pd.DataFrame:
+    """Read the ImageFolder layout, train_images/<class>/<file>, into id, label and path columns."""
+    comp = config.competition
+    base = Path(comp.root) / comp.train_images
+    files = [path for path in list_images(base, recursive=True) if path.parent != base]
+    if not files:
+        raise PodiumError(f"no images found in class subfolders of {base}; with competition.train_csv=null each class needs its own subfolder")
+
+    relative = [path.relative_to(base) for path in files]
+    return pd.DataFrame({
+        comp.id_column: [str(item.with_suffix("")) for item in relative],
+        comp.target_column: [item.parts[0] for item in relative],
+        "path": [str(item) for item in relative],
+    })
+
+
+def decode_one_hot(raw: pd.DataFrame, columns: list[str], ids: pd.Series, path: Path) -> pd.Series:
+    """Turn one 0/1 column per class into a label column; each row needs exactly one 1."""
+    require_columns(raw, columns, path)
+    values = raw[columns].to_numpy()
+    valid = np.isin(values, [0, 1]).all(axis=1) & ((values == 1).sum(axis=1) == 1)
+    if not valid.all():
+        raise PodiumError(
+            f"{int((~valid).sum())} rows of {path} do not have exactly one 1 among the one-hot columns {columns}, "
+            f"e.g. ids {ids[~valid].tolist()[:SHOW_AT_MOST]}. Fix those rows or drop them."
+        )
+    return pd.Series(np.array(columns, dtype=object)[values.argmax(axis=1)], index=raw.index)
+
+
 def class_list(config: DictConfig, labels: pd.Series) -> list:
-    """Return the classes in a fixed order: the config's list, else the sorted labels of train.csv."""
-    if config.competition.classes is not None:
-        return list(config.competition.classes)
+    """Return the classes in a fixed order: the config's list, the one-hot columns, else the sorted labels."""
+    comp = config.competition
+    if comp.classes is not None:
+        return list(comp.classes)
+    if comp.target_columns is not None:
+        return list(comp.target_columns)
     return sorted(labels.unique().tolist())
 
 
-def load_train_table(config: DictConfig) -> tuple[pd.DataFrame, list]:
-    """Read train.csv into columns id, path, label, target (class index) and, if configured, group."""
+def read_train_rows(config: DictConfig) -> tuple[pd.DataFrame, Path]:
+    """Return the raw training rows, from train.csv or from the ImageFolder layout, and where they came from."""
     comp = config.competition
+    if comp.train_csv is None:
+        return read_image_folder(config), Path(comp.root) / comp.train_images
+
     path = Path(comp.root) / comp.train_csv
     raw = read_table(path, "training table", dtype={comp.id_column: str})
-    require_columns(raw, [comp.id_column, comp.target_column, comp.group_column, comp.path_column], path)
+    target = None if comp.target_columns is not None else comp.target_column
+    require_columns(raw, [comp.id_column, target, comp.group_column, comp.path_column], path)
+    return raw, path
+
+
+def load_train_table(config: DictConfig) -> tuple[pd.DataFrame, list]:
+    """Read the training rows into columns id, path, label, target (class index) and, if configured, group."""
+    comp = config.competition
+    raw, path = read_train_rows(config)
 
     ids = raw[comp.id_column].astype(str)
     duplicated = ids[ids.duplicated()].unique().tolist()
     if duplicated:
         raise PodiumError(f"{len(duplicated)} ids appear more than once in {path}, e.g. {duplicated[:SHOW_AT_MOST]}. Each row needs a unique {comp.id_column}.")
 
-    labels = raw[comp.target_column]
+    if comp.target_columns is not None:
+        labels = decode_one_hot(raw, list(comp.target_columns), ids, path)
+    else:
+        labels = raw[comp.target_column]
     empty = labels.isna() | (labels.astype(str).str.strip() == "")
     if empty.any():
         raise PodiumError(f"{int(empty.sum())} rows of {path} have an empty {comp.target_column!r}, e.g. ids {ids[empty].tolist()[:SHOW_AT_MOST]}. Fill or drop them.")
@@ -148,22 +204,41 @@ def load_train_table(config: DictConfig) -> tuple[pd.DataFrame, list]:
     if unknown:
         raise PodiumError(f"labels {unknown[:SHOW_AT_MOST]} in {path} are not in competition.classes {classes}. Add them to the list or set it to null.")
 
-    table = pd.DataFrame({"id": ids, "path": image_paths(raw, config, comp.train_images), "label": labels, "target": labels.map(index).astype(int)})
+    relative = raw["path"] if comp.train_csv is None else relative_paths(raw, config)
+    table = pd.DataFrame({
+        "id": ids,
+        "path": image_paths(relative, Path(comp.root) / comp.train_images),
+        "label": labels,
+        "target": labels.map(index).astype(int),
+    })
     if comp.group_column is not None:
         table["group"] = raw[comp.group_column].astype(str).to_numpy()
     return table, classes
 
 
 def load_test_table(config: DictConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Read sample_submission.csv; return it unchanged (the template) and a table of id and path."""
+    """Return the submission template and a table of test id and image path.
+
+    The template is sample_submission.csv, unchanged. Without one (competition.sample_submission
+    null), it lists every image of the flat test folder, with the id column and either the target
+    column or one column per one-hot class.
+    """
     comp = config.competition
+    base = Path(comp.root) / comp.test_images
+    if comp.sample_submission is None:
+        files = list_images(base, recursive=False)
+        if not files:
+            raise PodiumError(f"no test images found in {base}")
+        ids = [path.stem for path in files]
+        columns = list(comp.target_columns) if comp.target_columns is not None else [comp.target_column]
+        template = pd.DataFrame({comp.id_column: ids, **{column: "" for column in columns}})
+        return template, pd.DataFrame({"id": ids, "path": image_paths([path.name for path in files], base)})
+
     path = Path(comp.root) / comp.sample_submission
     template = read_table(path, "sample submission", dtype=str)
     require_columns(template, [comp.id_column], path)
-
     ids = template[comp.id_column].astype(str)
-    table = pd.DataFrame({"id": ids, "path": image_paths(template, config, comp.test_images)})
-    return template, table
+    return template, pd.DataFrame({"id": ids, "path": image_paths(relative_paths(template, config), base)})
 
 
 def read_folds(config: DictConfig, table: pd.DataFrame) -> np.ndarray:

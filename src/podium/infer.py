@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from podium import config as configs
 from podium.checkpoint import load_checkpoint, unwrap_state_dict
-from podium.data import ImageDataset, check_images, load_test_table
+from podium.data import ImageDataset, check_images, load_test_table, load_train_table
 from podium.engine import autocast_dtype, pick_device, predict
 from podium.errors import PodiumError
 from podium.loaders import eval_loader
@@ -28,6 +28,8 @@ def load_fold_model(config: DictConfig, fold: int, device: torch.device) -> tupl
     checkpoint = load_checkpoint(path)
     trained_with = OmegaConf.create(checkpoint["config"])
     classes = checkpoint["classes"]
+    if checkpoint.get("experiment") != config.name:
+        raise PodiumError(f"{path} was trained for experiment {checkpoint.get('experiment')!r}, not {config.name!r}. Copy the right fold folders or set name: in the config")
 
     model = create_model(trained_with, len(classes), pretrained=False)
     model.load_state_dict(unwrap_state_dict(checkpoint["model"]))
@@ -68,9 +70,10 @@ def make_submission(config: DictConfig, folds: list[int] | None = None) -> Path:
         loaders.append(eval_loader(dataset, config.infer.batch_size, config.data.num_workers))
         channels_last.append(trained_with.model.channels_last and is_convolutional(model))
         class_lists.append(classes)
-    if any(classes != class_lists[0] for classes in class_lists):
-        raise PodiumError(f"folds {folds} were trained with different class lists; retrain them with one config")
-    classes = class_lists[0]
+    classes = load_train_table(config)[1]
+    for fold, trained_classes in zip(folds, class_lists):
+        if trained_classes != classes:
+            raise PodiumError(f"fold {fold} was trained with classes {trained_classes}, but the training table now has {classes}. Retrain the fold with the current data")
 
     probs = ensemble_probs(models, loaders, device, dtype, list(config.infer.tta), channels_last)
     return write_submission(config, template, table, probs, classes, folds)
@@ -79,8 +82,9 @@ def make_submission(config: DictConfig, folds: list[int] | None = None) -> Path:
 def write_submission(config: DictConfig, template: pd.DataFrame, table: pd.DataFrame, probs: np.ndarray, classes: list, folds: list[int]) -> Path:
     """Fill and validate the template, then write the submission and the per-class probabilities."""
     id_column = config.competition.id_column
-    submission = fill_template(template, id_column, table["id"].tolist(), probs, classes)
-    validate_submission(submission, template, id_column, classes)
+    keep = tuple(column for column in [config.competition.path_column] if column is not None)
+    submission = fill_template(template, id_column, table["id"].tolist(), probs, classes, keep)
+    validate_submission(submission, template, id_column, classes, keep)
 
     folder = Path(config.submission_dir)
     folder.mkdir(exist_ok=True)

@@ -6,30 +6,35 @@ import pandas as pd
 from podium.errors import PodiumError
 
 
-def probability_columns(template: pd.DataFrame, id_column: str, classes: list) -> list[str] | None:
+def prediction_columns(template: pd.DataFrame, id_column: str, keep: tuple = ()) -> list[str]:
+    """Return the template's columns that podium fills: all but the id and the `keep` columns (such as a path)."""
+    return [column for column in template.columns if column != id_column and column not in keep]
+
+
+def probability_columns(template: pd.DataFrame, id_column: str, classes: list, keep: tuple = ()) -> list[str] | None:
     """Return the template's class columns when it has one column per class, else None."""
-    others = [column for column in template.columns if column != id_column]
+    others = prediction_columns(template, id_column, keep)
     names = {str(name) for name in classes}
     if len(others) > 1 and set(others) == names:
         return others
     return None
 
 
-def fill_template(template: pd.DataFrame, id_column: str, ids: list[str], probs: np.ndarray, classes: list) -> pd.DataFrame:
+def fill_template(template: pd.DataFrame, id_column: str, ids: list[str], probs: np.ndarray, classes: list, keep: tuple = ()) -> pd.DataFrame:
     """Return the template with its prediction column(s) filled: labels, or one probability per class.
 
     `ids` and `probs` are in the template's row order. Labels keep the competition's own values,
-    so string labels stay strings and integer labels stay integers.
+    so string labels stay strings and integer labels stay integers. Columns in `keep` are left as they are.
     """
     submission = template.copy()
-    class_columns = probability_columns(template, id_column, classes)
+    class_columns = probability_columns(template, id_column, classes, keep)
     if class_columns is not None:
         index = {str(name): i for i, name in enumerate(classes)}
         for column in class_columns:
             submission[column] = probs[:, index[column]]
         return submission
 
-    others = [column for column in template.columns if column != id_column]
+    others = prediction_columns(template, id_column, keep)
     if len(others) != 1:
         raise PodiumError(
             f"the sample submission has columns {list(template.columns)}: expected {id_column!r} plus one label column, "
@@ -40,7 +45,7 @@ def fill_template(template: pd.DataFrame, id_column: str, ids: list[str], probs:
     return submission
 
 
-def validate_submission(submission: pd.DataFrame, template: pd.DataFrame, id_column: str, classes: list) -> None:
+def validate_submission(submission: pd.DataFrame, template: pd.DataFrame, id_column: str, classes: list, keep: tuple = ()) -> None:
     """Raise PodiumError unless the submission matches the template's header, ids and order, and holds valid values."""
     if list(submission.columns) != list(template.columns):
         raise PodiumError(f"submission columns {list(submission.columns)} differ from the sample submission's {list(template.columns)}")
@@ -54,11 +59,11 @@ def validate_submission(submission: pd.DataFrame, template: pd.DataFrame, id_col
     if not (ids.to_numpy() == expected.to_numpy()).all():
         raise PodiumError("submission ids are in a different order from the sample submission; keep the template's order")
 
-    values = submission.drop(columns=[id_column])
+    values = submission[prediction_columns(template, id_column, keep)]
     if values.isna().any().any():
         raise PodiumError(f"submission has {int(values.isna().sum().sum())} missing values")
 
-    class_columns = probability_columns(template, id_column, classes)
+    class_columns = probability_columns(template, id_column, classes, keep)
     if class_columns is not None:
         numbers = values.to_numpy(dtype=np.float64)
         if not np.isfinite(numbers).all():

@@ -12,7 +12,7 @@ import torch
 from omegaconf import DictConfig
 
 from podium import config as configs
-from podium.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, unwrap_state_dict
+from podium.checkpoint import load_checkpoint, remove_partial_writes, rng_state, save_checkpoint, set_rng_state, unwrap_state_dict
 from podium.data import ImageDataset, check_images, load_train_table, read_folds
 from podium.engine import Trainer, TrainState, autocast_dtype, pick_device, predict
 from podium.errors import PodiumError
@@ -157,6 +157,8 @@ def run_fold(config: DictConfig, fold: int, folder: Path, resume_run: bool) -> d
     valid_set = ImageDataset(valid_rows["path"], valid_rows["target"], build_transforms(config, mean, std, train=False))
     valid_batches = eval_loader(valid_set, config.infer.batch_size, config.data.num_workers)
 
+    for leftover in remove_partial_writes(folder):
+        log.warning("removed %s, a checkpoint write that a killed run left unfinished", leftover)
     state = TrainState()
     if resume_run:
         state = resume(trainer, folder / "last.pt", config, classes)

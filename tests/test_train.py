@@ -86,16 +86,21 @@ def test_resume_matches_uninterrupted(demo_root, tmp_path, monkeypatch):
 
 
 def test_interrupt_says_how_to_resume(demo_root, tmp_path, monkeypatch, caplog):
-    config = tiny_config(demo_root, tmp_path, "competition.train_csv=train_small.csv", "folds.n_folds=2")
+    config = tiny_config(demo_root, tmp_path, "competition.train_csv=train_small.csv", "folds.n_folds=2", "train.epochs=2")
     make_folds(config)
+    run_epoch = train_module.run_epoch
 
-    def interrupt(*args):
-        raise KeyboardInterrupt
+    def interrupt_second_epoch(config, fold, folder, trainer, state, *rest):
+        if state.epoch == 1:
+            raise KeyboardInterrupt
+        return run_epoch(config, fold, folder, trainer, state, *rest)
 
-    monkeypatch.setattr(train_module, "run_epoch", interrupt)
+    monkeypatch.setattr(train_module, "run_epoch", interrupt_second_epoch)
     with pytest.raises(KeyboardInterrupt):
         train_fold(config, fold=1)
-    assert "Continue with: make train FOLD=1 RESUME=1" in caplog.text
+    assert "interrupted during epoch 2" in caplog.text
+    assert "last.pt holds epoch 1. Continue with: make train FOLD=1 RESUME=1" in caplog.text
+    assert load_checkpoint(tmp_path / "outputs" / "test" / "fold1" / "last.pt")["train_state"]["epoch"] == 1
 
 
 def test_fold_out_of_range(demo_root, tmp_path):

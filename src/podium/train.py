@@ -177,10 +177,13 @@ def run_fold(config: DictConfig, fold: int, folder: Path, resume_run: bool) -> d
             if run_epoch(config, fold, folder, trainer, state, train_set, valid_batches, valid_rows, classes, mode):
                 break
     except KeyboardInterrupt:
-        log.error(
-            "fold %d interrupted during epoch %d; %s holds epoch %d. Continue with: make train FOLD=%d RESUME=1",
-            fold, state.epoch + 1, folder / "last.pt", state.epoch, fold,
-        )
+        if state.epoch == 0:
+            log.error("fold %d interrupted during epoch 1, before any checkpoint; run make train FOLD=%d again", fold, fold)
+        else:
+            log.error(
+                "fold %d interrupted during epoch %d; %s holds epoch %d. Continue with: make train FOLD=%d RESUME=1",
+                fold, state.epoch + 1, folder / "last.pt", state.epoch, fold,
+            )
         raise
 
     best = state.history[state.best_epoch - 1] if state.best_epoch else {}

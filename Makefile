@@ -20,7 +20,7 @@ RESUME_FLAG := $(if $(filter 1 true yes,$(RESUME)),--resume,)
 SUB_FLAG    := $(if $(SUBMISSION),--submission $(SUBMISSION),)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo-data folds train train-all lr-plot oof infer score baseline demo test clean
+.PHONY: help setup demo-data folds train train-all lr-plot oof infer score baseline leaderboard sync demo test clean
 
 help: ## List targets and the variables they take
 	@echo "Usage: make TARGET [CONFIG=configs/demo.yaml] [FOLD=0] [FOLDS=0,1] [RESUME=1] [ARGS=\"optim.lr=1e-3\"]"
@@ -62,6 +62,13 @@ score: $(STAMP) ## Score a submission against input/demo_solution.csv (CONFIG, S
 
 baseline: $(STAMP) ## Train scikit-learn's SVC on the same folds and print its CV macro-F1 (CONFIG)
 	$(PODIUM) baseline --config $(CONFIG) $(ARGS)
+
+leaderboard: $(STAMP) ## Table of every experiment under outputs/, best CV first: outputs/leaderboard.md
+	$(PODIUM) leaderboard --config $(CONFIG) $(ARGS)
+
+sync: $(STAMP) ## Upload the offline W&B runs under outputs/wandb (needs `wandb login` first)
+	@runs="$$(ls -d outputs/wandb/offline-run-* 2>/dev/null)"; \
+	if [ -z "$$runs" ]; then echo "no offline W&B runs under outputs/wandb"; else $(VENV)/bin/wandb sync $$runs; fi
 
 demo: $(STAMP) ## The whole pipeline on the demo competition, from data to a scored submission
 	$(MAKE) demo-data

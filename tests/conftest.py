@@ -50,6 +50,7 @@ def tiny_config(root: Path, out: Path, *overrides: str):
             "train.epochs=1",
             "train.precision=fp32",
             "infer.tta=[identity]",
+            "tracking.wandb=false",
             *overrides,
         ],
     )

@@ -19,7 +19,7 @@ def train_command(demo_root, out, *extra):
         sys.executable, "-m", "podium.cli", "train", "--config", str(REPO / "configs" / "default.yaml"), "--fold", "0", *extra,
         "name=crash", f"competition.root={demo_root}", f"output_dir={out}", f"folds.file={out / 'folds.csv'}",
         f"model.name={TINY_MODEL}", "model.drop_rate=0.2", "data.image_size=32", "data.num_workers=0", "data.batch_size=32",
-        "folds.n_folds=2", "train.epochs=3", "train.precision=fp32", "train.deterministic=true",
+        "folds.n_folds=2", "train.epochs=3", "train.precision=fp32", "train.deterministic=true", "tracking.wandb=false",
     ]
 
 

@@ -11,7 +11,7 @@ from podium.errors import PodiumError
 from podium.folds import make_folds
 from podium.model import create_model
 from podium.optim import LRSchedule
-from podium.train import train_fold
+from podium.train import FoldRun, train_fold
 
 
 @pytest.mark.slow
@@ -63,17 +63,17 @@ def test_resume_matches_uninterrupted(demo_root, tmp_path, monkeypatch):
     monkeypatch.undo()
 
     resumed_rates = record_learning_rates(monkeypatch)
-    run_epoch = train_module.run_epoch
+    run_epoch = FoldRun.run_epoch
 
-    def stop_after_two_epochs(config, fold, folder, trainer, state, *rest):
-        if state.epoch == 2:
+    def stop_after_two_epochs(self):
+        if self.state.epoch == 2:
             raise KeyboardInterrupt
-        return run_epoch(config, fold, folder, trainer, state, *rest)
+        return run_epoch(self)
 
-    monkeypatch.setattr(train_module, "run_epoch", stop_after_two_epochs)
+    monkeypatch.setattr(FoldRun, "run_epoch", stop_after_two_epochs)
     with pytest.raises(KeyboardInterrupt):
         train_fold(resumed, fold=0)
-    monkeypatch.setattr(train_module, "run_epoch", run_epoch)
+    monkeypatch.setattr(FoldRun, "run_epoch", run_epoch)
     train_fold(resumed, fold=0, resume_run=True)
 
     final = load_checkpoint(tmp_path / "straight" / "outputs" / "test" / "fold0" / "last.pt")
@@ -88,14 +88,14 @@ def test_resume_matches_uninterrupted(demo_root, tmp_path, monkeypatch):
 def test_interrupt_says_how_to_resume(demo_root, tmp_path, monkeypatch, caplog):
     config = tiny_config(demo_root, tmp_path, "competition.train_csv=train_small.csv", "folds.n_folds=2", "train.epochs=2")
     make_folds(config)
-    run_epoch = train_module.run_epoch
+    run_epoch = FoldRun.run_epoch
 
-    def interrupt_second_epoch(config, fold, folder, trainer, state, *rest):
-        if state.epoch == 1:
+    def interrupt_second_epoch(self):
+        if self.state.epoch == 1:
             raise KeyboardInterrupt
-        return run_epoch(config, fold, folder, trainer, state, *rest)
+        return run_epoch(self)
 
-    monkeypatch.setattr(train_module, "run_epoch", interrupt_second_epoch)
+    monkeypatch.setattr(FoldRun, "run_epoch", interrupt_second_epoch)
     with pytest.raises(KeyboardInterrupt):
         train_fold(config, fold=1)
     assert "interrupted during epoch 2" in caplog.text

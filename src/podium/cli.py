@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     score = add("score", "score a submission against the solution file")
     score.add_argument("--submission", help="submission CSV (default: submissions/<name>.csv)")
     add("baseline", "train scikit-learn's SVC on the same folds and print its CV macro-F1")
+    add("leaderboard", "print every experiment under output_dir, sorted by CV macro-F1")
     return parser
 
 
@@ -74,6 +75,9 @@ def run(args: argparse.Namespace) -> None:
     elif args.command == "baseline":
         from podium.baseline import svc_baseline
         svc_baseline(config)
+    elif args.command == "leaderboard":
+        from podium.leaderboard import leaderboard
+        leaderboard(config.output_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

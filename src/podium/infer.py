@@ -17,6 +17,7 @@ from podium.errors import PodiumError
 from podium.loaders import eval_loader
 from podium.model import create_model, is_convolutional, normalization
 from podium.submission import fill_template, validate_submission
+from podium.tracking import Tracker
 from podium.transforms import build_transforms, check_tta
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,12 @@ def make_submission(config: DictConfig, folds: list[int] | None = None) -> Path:
             raise PodiumError(f"fold {fold} was trained with classes {trained_classes}, but the training table now has {classes}. Retrain the fold with the current data")
 
     probs = ensemble_probs(models, loaders, device, dtype, list(config.infer.tta), channels_last)
-    return write_submission(config, template, table, probs, classes, folds)
+    path = write_submission(config, template, table, probs, classes, folds)
+
+    tracker = Tracker(config, job_type="infer", name=f"{config.name}-infer")
+    tracker.summary(submission=str(path), rows=len(table), folds=folds, tta=list(config.infer.tta), mean_top_probability=float(probs.max(axis=1).mean()))
+    tracker.finish()
+    return path
 
 
 def write_submission(config: DictConfig, template: pd.DataFrame, table: pd.DataFrame, probs: np.ndarray, classes: list, folds: list[int]) -> Path:

@@ -4,6 +4,7 @@ import logging
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")  # no display on training machines
 
@@ -83,6 +84,47 @@ def save_per_class_f1(f1: np.ndarray, classes: list, path: Path) -> None:
     axis.set_xlim(0, 1)
     axis.set_xlabel("F1")
     axis.set_title("out-of-fold F1 per class")
+    save_figure(figure, path)
+
+
+def save_confident_errors(oof, table, classes: list, path: Path, count: int = 16) -> None:
+    """Show the validation images predicted wrong with the highest confidence, with true and predicted labels."""
+    from podium.data import read_image
+
+    probabilities = oof[[f"prob_{name}" for name in classes]].to_numpy()
+    wrong = oof.assign(confidence=probabilities.max(axis=1))
+    wrong = wrong[wrong["label"].astype(str) != wrong["pred"].astype(str)].nlargest(count, "confidence")
+    paths = dict(zip(table["id"], table["path"]))
+
+    columns = 4
+    rows = max(1, -(-len(wrong) // columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.9 * rows), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, (_, row) in zip(axes.flat, wrong.iterrows()):
+        axis.imshow(read_image(paths[row["id"]]))
+        axis.set_title(f"true {row['label']}\npred {row['pred']} ({row['confidence']:.2f})", fontsize=8)
+    figure.suptitle(f"most confident out-of-fold errors ({len(wrong)} shown)" if len(wrong) else "no out-of-fold errors")
+    save_figure(figure, path)
+
+
+def save_training_curves(history: list[dict], path: Path, title: str) -> None:
+    """Plot train and valid loss, valid macro-F1 and the learning rate per epoch."""
+    epochs = [record["epoch"] for record in history]
+    figure, axes = plt.subplots(1, 3, figsize=(13, 3.5))
+    axes[0].plot(epochs, [record["train_loss"] for record in history], marker="o", label="train")
+    axes[0].plot(epochs, [record["valid_loss"] for record in history], marker="o", label="valid")
+    axes[0].set_title("loss")
+    axes[0].legend()
+    axes[1].plot(epochs, [record["valid_f1_macro"] for record in history], marker="o", color="tab:green")
+    axes[1].set_title("valid macro-F1")
+    axes[2].plot(epochs, [record["lr"] for record in history], marker="o", color="tab:gray")
+    axes[2].set_title("learning rate (end of epoch)")
+    for axis in axes:
+        axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        axis.grid(alpha=0.3)
+    figure.suptitle(title)
     save_figure(figure, path)
 
 

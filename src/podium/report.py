@@ -13,7 +13,8 @@ from podium import config as configs
 from podium.data import load_train_table, read_table
 from podium.errors import PodiumError
 from podium.metrics import classification_metrics
-from podium.plots import save_confusion_matrices, save_per_class_f1
+from podium.plots import save_confident_errors, save_confusion_matrices, save_per_class_f1
+from podium.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +86,20 @@ def oof_report(config: DictConfig, folds: list[int] | None = None) -> dict:
         "per_class": classes_table.to_dict(orient="records"),
     }
     write_report(config, oof, report, classes_table, confusion_matrix(y_true, y_pred, labels=list(range(len(classes)))), classes)
+    save_confident_errors(oof, table, classes, configs.experiment_dir(config) / "confident_errors.png")
     print_summary(report, classes_table)
+    track_report(config, report, classes_table, y_true, y_pred, classes)
     return report
+
+
+def track_report(config: DictConfig, report: dict, classes_table: pd.DataFrame, y_true, y_pred, classes: list) -> None:
+    """Send the CV score, the per-class table and the confusion matrix to a W&B run of job type "report"."""
+    tracker = Tracker(config, job_type="report", name=f"{config.name}-oof")
+    tracker.summary(cv_f1_macro=report["cv"]["f1_macro"], **{f"cv/{key}": value for key, value in report["cv"].items()},
+                    fold_f1_macro_mean=report["fold_f1_macro_mean"], fold_f1_macro_std=report["fold_f1_macro_std"])
+    tracker.log_table("oof/per_class", classes_table)
+    tracker.log_confusion_matrix("oof/confusion_matrix", y_true, y_pred, classes)
+    tracker.finish()
 
 
 def write_report(config, oof, report, classes_table, matrix, classes) -> None:

@@ -3,7 +3,7 @@
 import json
 import logging
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,8 @@ from podium.losses import build_loss
 from podium.metrics import classification_metrics, is_improvement, monitor_mode
 from podium.model import create_model, is_convolutional, normalization
 from podium.optim import LRSchedule, create_optimizer, updates_per_epoch
+from podium.plots import save_training_curves
+from podium.tracking import Tracker
 from podium.transforms import build_transforms
 
 log = logging.getLogger(__name__)
@@ -134,10 +136,106 @@ def train_fold(config, fold: int = 0, resume_run: bool = False, overrides=()) ->
     config = configs.from_any(config, overrides)
     folder = configs.fold_dir(config, fold)
     with log_to_file(folder / "train.log"):
-        return run_fold(config, fold, folder, resume_run)
+        tracker = Tracker(config, job_type="train", name=f"{config.name}-fold{fold}")
+        try:
+            return prepare_fold(config, fold, folder, resume_run, tracker).train()
+        finally:
+            tracker.finish()
 
 
-def run_fold(config: DictConfig, fold: int, folder: Path, resume_run: bool) -> dict:
+@dataclass
+class FoldRun:
+    """One fold's training run: its data, trainer, counters and tracker."""
+
+    config: DictConfig
+    fold: int
+    folder: Path
+    trainer: Trainer
+    state: TrainState
+    train_set: ImageDataset
+    valid_batches: torch.utils.data.DataLoader
+    valid_rows: pd.DataFrame
+    classes: list
+    mode: str
+    tracker: Tracker
+
+    def run_epoch(self) -> bool:
+        """Train and validate one epoch, write checkpoints, OOF and pictures; return True to stop early."""
+        config, state, trainer = self.config, self.state, self.trainer
+        epoch = state.epoch + 1
+        batches, batch_sizes = train_loader(self.train_set, config.data.batch_size, config.data.num_workers, config.seed, epoch)
+        train_figures = trainer.train_one_epoch(batches, batch_sizes, state, description=f"fold {self.fold} epoch {epoch}")
+
+        probs = predict(trainer.model, self.valid_batches, trainer.device, trainer.dtype, channels_last=trainer.channels_last, description="valid")
+        metrics = {f"valid_{name}": value for name, value in classification_metrics(self.valid_rows["target"].to_numpy(), probs).items()}
+        metrics["valid_loss"] = metrics["valid_log_loss"]
+        record = {"epoch": epoch, **train_figures, **metrics, "lr": trainer.schedule.current_lr(), "updates": state.updates}
+
+        if config.train.monitor not in record:
+            raise PodiumError(f"train.monitor {config.train.monitor!r} is not a metric; choose one of {sorted(metrics)}")
+        value = record[config.train.monitor]
+        trainer.schedule.after_epoch(value, state.updates)
+
+        improved = is_improvement(value, state.best, self.mode)
+        state.epoch = epoch
+        state.history.append(record)
+        if improved:
+            state.best, state.best_epoch, state.epochs_without_improvement = value, epoch, 0
+            write_oof(self.folder / "oof.csv", self.valid_rows, probs, self.classes, self.fold)
+            save_checkpoint(checkpoint_state(trainer, state, config, self.classes), self.folder / "best.pt")
+        else:
+            state.epochs_without_improvement += 1
+        save_checkpoint(checkpoint_state(trainer, state, config, self.classes), self.folder / "last.pt")
+        self.write_epoch_outputs(record, improved)
+
+        patience = config.train.patience
+        if patience is not None and state.epochs_without_improvement >= patience:
+            log.info("fold %d: early stopping after epoch %d, no improvement of %s for %d epochs", self.fold, epoch, config.train.monitor, patience)
+            return True
+        return False
+
+    def write_epoch_outputs(self, record: dict, improved: bool) -> None:
+        """Write metrics.json and the training curves, log the epoch line and send it to W&B."""
+        state = self.state
+        summary = {"fold": self.fold, "monitor": self.config.train.monitor, "best": state.best, "best_epoch": state.best_epoch, "history": state.history}
+        (self.folder / "metrics.json").write_text(json.dumps(summary, indent=2))
+        save_training_curves(state.history, self.folder / "curves.png", f"{self.config.name} fold {self.fold}")
+        self.tracker.log({f"epoch/{key}": value for key, value in record.items()}, step=state.updates)
+
+        log.info(
+            "fold %d epoch %d/%d: train_loss %.4f valid_loss %.4f valid_f1_macro %.4f accuracy %.4f lr %.2e %.1fs %.0f img/s data %.0f%%%s",
+            self.fold, record["epoch"], self.config.train.epochs, record["train_loss"], record["valid_loss"], record["valid_f1_macro"],
+            record["valid_accuracy"], record["lr"], record["seconds"], record["images_per_second"],
+            100 * record["data_wait_share"], " *" if improved else "",
+        )
+
+    def train(self) -> dict:
+        """Run the remaining epochs; return the metrics of the best epoch."""
+        state = self.state
+        try:
+            while state.epoch < self.config.train.epochs:
+                if self.run_epoch():
+                    break
+        except KeyboardInterrupt:
+            if state.epoch == 0:
+                log.error("fold %d interrupted during epoch 1, before any checkpoint; run make train FOLD=%d again", self.fold, self.fold)
+            else:
+                log.error(
+                    "fold %d interrupted during epoch %d; %s holds epoch %d. Continue with: make train FOLD=%d RESUME=1",
+                    self.fold, state.epoch + 1, self.folder / "last.pt", state.epoch, self.fold,
+                )
+            raise
+
+        best = state.history[state.best_epoch - 1] if state.best_epoch else {}
+        self.tracker.summary(best=state.best, best_epoch=state.best_epoch, monitor=self.config.train.monitor, **{f"best/{key}": value for key, value in best.items()})
+        if self.config.tracking.log_checkpoints and state.best_epoch:
+            self.tracker.log_checkpoint(f"{self.config.name}-fold{self.fold}", self.folder / "best.pt")
+        log.info("fold %d finished: best %s %.4f at epoch %s; %s", self.fold, self.config.train.monitor, state.best or float("nan"), state.best_epoch, self.folder / "best.pt")
+        return best
+
+
+def prepare_fold(config: DictConfig, fold: int, folder: Path, resume_run: bool, tracker: Tracker) -> FoldRun:
+    """Check the data, build the model, optimizer and loaders, and restore last.pt when resuming."""
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     if config.train.deterministic:
@@ -151,7 +249,7 @@ def run_fold(config: DictConfig, fold: int, folder: Path, resume_run: bool) -> d
     batch_size, accumulate = config.data.batch_size, config.train.accumulate
     per_epoch = updates_per_epoch(micro_batches_per_epoch(len(train_rows), batch_size), accumulate)
     trainer, (mean, std) = build_trainer(config, train_rows, classes, per_epoch)
-    mode = monitor_mode(config.train.monitor, config.train.mode)
+    trainer.on_updates = tracker.log_updates
 
     train_set = ImageDataset(train_rows["path"], train_rows["target"], build_transforms(config, mean, std, train=True))
     valid_set = ImageDataset(valid_rows["path"], valid_rows["target"], build_transforms(config, mean, std, train=False))
@@ -163,7 +261,7 @@ def run_fold(config: DictConfig, fold: int, folder: Path, resume_run: bool) -> d
     if resume_run:
         state = resume(trainer, folder / "last.pt", config, classes)
     else:
-        for stale in ("best.pt", "last.pt", "oof.csv", "metrics.json"):
+        for stale in ("best.pt", "last.pt", "oof.csv", "metrics.json", "curves.png"):
             (folder / stale).unlink(missing_ok=True)
 
     log.info(
@@ -171,66 +269,8 @@ def run_fold(config: DictConfig, fold: int, folder: Path, resume_run: bool) -> d
         fold, len(train_rows), len(valid_rows), config.model.name, per_epoch, batch_size, accumulate,
         trainer.dtype or "fp32", trainer.device,
     )
-
-    try:
-        while state.epoch < config.train.epochs:
-            if run_epoch(config, fold, folder, trainer, state, train_set, valid_batches, valid_rows, classes, mode):
-                break
-    except KeyboardInterrupt:
-        if state.epoch == 0:
-            log.error("fold %d interrupted during epoch 1, before any checkpoint; run make train FOLD=%d again", fold, fold)
-        else:
-            log.error(
-                "fold %d interrupted during epoch %d; %s holds epoch %d. Continue with: make train FOLD=%d RESUME=1",
-                fold, state.epoch + 1, folder / "last.pt", state.epoch, fold,
-            )
-        raise
-
-    best = state.history[state.best_epoch - 1] if state.best_epoch else {}
-    log.info("fold %d finished: best %s %.4f at epoch %s; %s", fold, config.train.monitor, state.best or float("nan"), state.best_epoch, folder / "best.pt")
-    return best
-
-
-def run_epoch(config, fold, folder, trainer, state, train_set, valid_batches, valid_rows, classes, mode) -> bool:
-    """Train and validate one epoch, write checkpoints and OOF; return True when early stopping triggers."""
-    epoch = state.epoch + 1
-    batches, batch_sizes = train_loader(train_set, config.data.batch_size, config.data.num_workers, config.seed, epoch)
-    train_figures = trainer.train_one_epoch(batches, batch_sizes, state, description=f"fold {fold} epoch {epoch}")
-
-    probs = predict(trainer.model, valid_batches, trainer.device, trainer.dtype, channels_last=trainer.channels_last, description="valid")
-    metrics = {f"valid_{name}": value for name, value in classification_metrics(valid_rows["target"].to_numpy(), probs).items()}
-    metrics["valid_loss"] = metrics["valid_log_loss"]
-    record = {"epoch": epoch, **train_figures, **metrics, "lr": trainer.schedule.current_lr(), "updates": state.updates}
-
-    if config.train.monitor not in record:
-        raise PodiumError(f"train.monitor {config.train.monitor!r} is not a metric; choose one of {sorted(metrics)}")
-    value = record[config.train.monitor]
-    trainer.schedule.after_epoch(value, state.updates)
-
-    improved = is_improvement(value, state.best, mode)
-    state.epoch = epoch
-    state.history.append(record)
-    if improved:
-        state.best, state.best_epoch, state.epochs_without_improvement = value, epoch, 0
-        write_oof(folder / "oof.csv", valid_rows, probs, classes, fold)
-        save_checkpoint(checkpoint_state(trainer, state, config, classes), folder / "best.pt")
-    else:
-        state.epochs_without_improvement += 1
-    save_checkpoint(checkpoint_state(trainer, state, config, classes), folder / "last.pt")
-    (folder / "metrics.json").write_text(json.dumps({"fold": fold, "best": state.best, "best_epoch": state.best_epoch, "history": state.history}, indent=2))
-
-    log.info(
-        "fold %d epoch %d/%d: train_loss %.4f valid_loss %.4f valid_f1_macro %.4f accuracy %.4f lr %.2e %.1fs %.0f img/s data %.0f%%%s",
-        fold, epoch, config.train.epochs, record["train_loss"], record["valid_loss"], record["valid_f1_macro"],
-        record["valid_accuracy"], record["lr"], record["seconds"], record["images_per_second"],
-        100 * record["data_wait_share"], " *" if improved else "",
-    )
-
-    patience = config.train.patience
-    if patience is not None and state.epochs_without_improvement >= patience:
-        log.info("fold %d: early stopping after epoch %d, no improvement of %s for %d epochs", fold, epoch, config.train.monitor, patience)
-        return True
-    return False
+    mode = monitor_mode(config.train.monitor, config.train.mode)
+    return FoldRun(config, fold, folder, trainer, state, train_set, valid_batches, valid_rows, classes, mode, tracker)
 
 
 def train_all(config, resume_run: bool = False, overrides=()) -> list[dict]:

@@ -20,7 +20,8 @@ def train_one_epoch(config, rows: pd.DataFrame, classes: list):
     per_epoch = updates_per_epoch(micro_batches_per_epoch(len(rows), config.data.batch_size), config.train.accumulate)
     trainer, (mean, std) = build_trainer(config, rows, classes, per_epoch)
     dataset = ImageDataset(rows["path"], rows["target"], build_transforms(config, mean, std, train=False))
-    loader, batch_sizes = train_loader(dataset, config.data.batch_size, 0, config.seed, epoch=1)
+    loader, sampler = train_loader(dataset, config.data.batch_size, 0, config.seed)
+    batch_sizes = sampler.batch_sizes()
 
     state = TrainState()
     figures = trainer.train_one_epoch(loader, batch_sizes, state)

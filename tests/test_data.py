@@ -404,3 +404,21 @@ def test_check_images_truncated_jpeg(tmp_path):
     with pytest.raises(PodiumError) as error:
         check_images([str(path)], "training")
     assert str(path) in str(error.value)
+
+
+def test_large_jpeg_decoded_at_reduced_scale(tmp_path):
+    path = tmp_path / "big.jpg"
+    Image.fromarray(np.full((800, 1200, 3), (200, 30, 30), dtype=np.uint8)).save(path, quality=95)
+
+    reduced = read_image(path, target_size=96)
+    full = read_image(path)
+
+    assert reduced.shape == (100, 150, 3)
+    assert full.shape == (800, 1200, 3)
+    assert_close(reduced[50, 75], (200, 30, 30), JPEG_TOLERANCE)
+
+
+def test_small_target_keeps_short_side(tmp_path):
+    path = tmp_path / "medium.jpg"
+    Image.fromarray(np.zeros((300, 500, 3), dtype=np.uint8)).save(path)
+    assert min(read_image(path, target_size=100).shape[:2]) >= 100

@@ -16,7 +16,8 @@ AUGMENT = "data.augment=[{name: Affine, rotate: [-30, 30], p: 1.0}, {name: Rando
 
 def first_batches(config, rows, workers: int, epoch: int):
     dataset = ImageDataset(rows["path"], rows["target"], build_transforms(config, (0.5,) * 3, (0.5,) * 3, train=True))
-    loader, _ = train_loader(dataset, 8, workers, config.seed, epoch)
+    loader, sampler = train_loader(dataset, 8, workers, config.seed)
+    sampler.set_epoch(epoch)
     return [images for images, _ in loader][:3]
 
 
@@ -35,8 +36,8 @@ def test_epochs_draw_different_augmentations(demo_root, tmp_path):
     assert not torch.equal(first_batches(config, rows, 0, epoch=1)[0], first_batches(config, rows, 0, epoch=2)[0])
 
 
-def test_workers_draw_different_augmentations(demo_root, tmp_path):
-    # One image repeated: with per-worker seeds, the two workers' batches must differ.
+def test_samples_draw_different_augmentations(demo_root, tmp_path):
+    # One image repeated: each sample's own seed must give it its own augmentation.
     config = tiny_config(demo_root, tmp_path, AUGMENT)
     rows = load_train_table(config)[0].head(1).sample(n=16, replace=True, random_state=0)
     batches = first_batches(config, rows, workers=2, epoch=1)
@@ -70,3 +71,34 @@ def test_bf16_training_runs_on_cpu(demo_root, tmp_path):
 def test_auto_precision_on_cpu():
     expected = torch.bfloat16 if cpu_has_bf16() else None
     assert autocast_dtype("auto", torch.device("cpu")) is expected
+
+
+def test_worker_count_does_not_change_batches(demo_root, tmp_path):
+    config = tiny_config(demo_root, tmp_path, AUGMENT)
+    rows = load_train_table(config)[0].head(40)
+    for a, b in zip(first_batches(config, rows, workers=0, epoch=3), first_batches(config, rows, workers=2, epoch=3)):
+        assert torch.equal(a, b)
+
+
+def test_persistent_workers_follow_epochs(demo_root, tmp_path):
+    config = tiny_config(demo_root, tmp_path, AUGMENT)
+    rows = load_train_table(config)[0].head(16)
+    dataset = ImageDataset(rows["path"], rows["target"], build_transforms(config, (0.5,) * 3, (0.5,) * 3, train=True))
+    loader, sampler = train_loader(dataset, 8, 2, config.seed)
+    passes = []
+    for epoch in (1, 2, 1):
+        sampler.set_epoch(epoch)
+        passes.append(torch.cat([images for images, _ in loader]))
+    assert torch.equal(passes[0], passes[2])
+    assert not torch.equal(passes[0], passes[1])
+
+
+def test_ram_cache_gives_same_images(demo_root, tmp_path):
+    config = tiny_config(demo_root, tmp_path, "data.image_size=24")
+    rows = load_train_table(config)[0].head(12)
+    transform = build_transforms(config, (0.5,) * 3, (0.5,) * 3, train=False)
+    from_disk = ImageDataset(rows["path"], rows["target"], transform, 24)
+    cached = ImageDataset(rows["path"], rows["target"], transform, 24)
+    assert cached.fill_cache() == 12 * 24 * 24 * 3
+    for index in range(12):
+        assert torch.allclose(from_disk[index][0], cached[index][0], atol=1e-6)

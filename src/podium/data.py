@@ -17,20 +17,42 @@ from podium.errors import PodiumError
 log = logging.getLogger(__name__)
 
 SHOW_AT_MOST = 10
+REDUCED_COLOR = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 # ---------------------------------------------------------------- images
 
-def read_image(path: str | Path) -> np.ndarray:
+def jpeg_reduction(path: str | Path, target_size: int | None) -> int:
+    """Return the largest JPEG decode scale (1, 2, 4 or 8) that keeps the short side at least `target_size`."""
+    if target_size is None or Path(path).suffix.lower() not in (".jpg", ".jpeg"):
+        return 1
+    try:
+        with PIL.Image.open(path) as image:
+            short_side = min(image.size)
+    except (OSError, PIL.UnidentifiedImageError):
+        return 1
+    for factor in (8, 4, 2):
+        if short_side // factor >= target_size:
+            return factor
+    return 1
+
+
+def read_image(path: str | Path, target_size: int | None = None) -> np.ndarray:
     """Read an image file as an RGB uint8 array of shape (height, width, 3).
 
     Grayscale, palette and 16-bit files are converted, an alpha channel is dropped and an
-    EXIF orientation is applied. A 16-bit image is scaled to 8 bits, not clipped.
+    EXIF orientation is applied. A 16-bit image is scaled to 8 bits, not clipped. With
+    `target_size`, a JPEG much larger than it is decoded at 1/2, 1/4 or 1/8 scale, which is
+    several times faster and still leaves the short side at least `target_size`.
     """
-    # IMREAD_ANYDEPTH keeps 16-bit samples; IMREAD_ANYCOLOR keeps grayscale as one channel.
-    # Both flags, unlike IMREAD_UNCHANGED, let OpenCV apply the EXIF orientation.
-    image = cv2.imread(str(path), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+    reduction = jpeg_reduction(path, target_size)
+    if reduction > 1:
+        image = cv2.imread(str(path), REDUCED_COLOR[reduction])
+    else:
+        # IMREAD_ANYDEPTH keeps 16-bit samples; IMREAD_ANYCOLOR keeps grayscale as one channel.
+        # Both flags, unlike IMREAD_UNCHANGED, let OpenCV apply the EXIF orientation.
+        image = cv2.imread(str(path), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
     if image is None:
         raise PodiumError(f"cannot read image {path}: the file is missing, truncated or not an image")
 
@@ -263,17 +285,51 @@ def read_folds(config: DictConfig, table: pd.DataFrame) -> np.ndarray:
 # ---------------------------------------------------------------- dataset
 
 class ImageDataset(torch.utils.data.Dataset):
-    """Images read from disk, passed through an albumentations pipeline; yields (image, target)."""
+    """Images read from disk (or a RAM cache), passed through an albumentations pipeline.
 
-    def __init__(self, paths: Sequence[str], targets: Sequence[int] | None, transform: Callable):
+    Indexing with an (epoch, index) pair seeds the pipeline from (seed, epoch, index), so every
+    sample's augmentation is reproducible; a plain index leaves the pipeline's own state.
+    Yields (image, target), with target -1 for unlabeled images.
+    """
+
+    def __init__(self, paths: Sequence[str], targets: Sequence[int] | None, transform: Callable, image_size: int | None = None):
         self.paths = list(paths)
         self.targets = None if targets is None else np.asarray(targets, dtype=np.int64)
         self.transform = transform
+        self.image_size = image_size
+        self.seed = 0
+        self.cache: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int):
-        image = self.transform(image=read_image(self.paths[index]))["image"]
+    def load(self, index: int) -> np.ndarray:
+        if self.cache is not None:
+            return self.cache[index]
+        return read_image(self.paths[index], self.image_size)
+
+    def fill_cache(self) -> int:
+        """Decode and resize every image into one uint8 array; return its size in bytes.
+
+        One array, allocated before the workers fork, is shared by all of them without copies.
+        """
+        size = self.image_size
+        cache = np.empty((len(self.paths), size, size, 3), dtype=np.uint8)
+
+        def fill(index: int) -> None:
+            cache[index] = cv2.resize(read_image(self.paths[index], size), (size, size), interpolation=cv2.INTER_LINEAR)
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(fill, range(len(self.paths))))
+        self.cache = cache
+        return cache.nbytes
+
+    def __getitem__(self, item):
+        if isinstance(item, tuple):
+            epoch, index = item
+            self.transform.set_random_seed(int(np.random.SeedSequence([self.seed, epoch, index]).generate_state(1)[0]))
+        else:
+            index = item
+        image = self.transform(image=self.load(index))["image"]
         target = -1 if self.targets is None else self.targets[index]
         return image, target

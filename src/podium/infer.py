@@ -36,6 +36,8 @@ def load_fold_model(config: DictConfig, fold: int, device: torch.device) -> tupl
     model.load_state_dict(unwrap_state_dict(checkpoint["model"]))
     channels_last = trained_with.model.channels_last and is_convolutional(model)
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format).eval()
+    if config.model.compile:
+        model.compile()
     log.info("loaded fold %d from %s (epoch %s, %s %.4f)", fold, path, checkpoint["train_state"]["best_epoch"], trained_with.train.monitor, checkpoint["train_state"]["best"])
     return model, trained_with, classes
 
@@ -66,7 +68,7 @@ def make_submission(config: DictConfig, folds: list[int] | None = None) -> Path:
     for fold in folds:
         model, trained_with, classes = load_fold_model(config, fold, device)
         mean, std = normalization(model)
-        dataset = ImageDataset(table["path"], None, build_transforms(trained_with, mean, std, train=False))
+        dataset = ImageDataset(table["path"], None, build_transforms(trained_with, mean, std, train=False), trained_with.data.image_size)
         models.append(model)
         loaders.append(eval_loader(dataset, config.infer.batch_size, config.data.num_workers))
         channels_last.append(trained_with.model.channels_last and is_convolutional(model))

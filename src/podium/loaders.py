@@ -1,7 +1,8 @@
-"""DataLoaders whose shuffling and augmentations depend only on the seed and the epoch.
+"""DataLoaders whose shuffling and augmentations depend only on the seed, the epoch and the sample.
 
-A run resumed at epoch 3 therefore sees the same batches and the same augmented images
-as a run that never stopped.
+Each sample's augmentation is seeded from (seed, epoch, index), so a run resumed at epoch 3
+sees the same batches and the same augmented images as a run that never stopped, whatever
+the number of workers, and persistent workers need no reseeding between epochs.
 """
 
 import random
@@ -9,7 +10,7 @@ import random
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from podium.data import ImageDataset
 
@@ -27,42 +28,53 @@ def epoch_batches(size: int, batch_size: int, generator: torch.Generator) -> lis
     return batches
 
 
+class EpochBatchSampler(Sampler):
+    """Yield each epoch's shuffled batches as (epoch, index) pairs; call `set_epoch` before iterating."""
+
+    def __init__(self, size: int, batch_size: int, seed: int):
+        self.size, self.batch_size, self.seed = size, batch_size, seed
+        self.epoch = 1
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def batches(self) -> list[list[int]]:
+        generator = torch.Generator().manual_seed(self.seed * 1000 + self.epoch)
+        return epoch_batches(self.size, self.batch_size, generator)
+
+    def batch_sizes(self) -> list[int]:
+        return [len(batch) for batch in self.batches()]
+
+    def __iter__(self):
+        for batch in self.batches():
+            yield [(self.epoch, index) for index in batch]
+
+    def __len__(self) -> int:
+        return len(self.batches())
+
+
 def seed_worker(worker_id: int) -> None:
-    """Give each worker its own, reproducible random streams, including albumentations'."""
+    """Seed NumPy and Python in each worker, and keep OpenCV to one thread per worker."""
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
     cv2.setNumThreads(0)
-    info = torch.utils.data.get_worker_info()
-    info.dataset.transform.set_random_seed(seed)
 
 
-def train_loader(dataset: ImageDataset, batch_size: int, num_workers: int, seed: int, epoch: int) -> tuple[DataLoader, list[int]]:
-    """Return the loader for one training epoch and the size of each of its micro-batches."""
-    generator = torch.Generator().manual_seed(seed * 1000 + epoch)
-    batches = epoch_batches(len(dataset), batch_size, generator)
-    if num_workers == 0:
-        dataset.transform.set_random_seed(seed * 1000 + epoch)
+def loader_options(num_workers: int) -> dict:
+    options = {"num_workers": num_workers, "worker_init_fn": seed_worker, "pin_memory": torch.cuda.is_available()}
+    if num_workers > 0:
+        options.update(persistent_workers=True, prefetch_factor=4)
+    return options
 
-    loader = DataLoader(
-        dataset,
-        batch_sampler=batches,
-        num_workers=num_workers,
-        worker_init_fn=seed_worker,
-        generator=generator,
-        pin_memory=torch.cuda.is_available(),
-    )
-    return loader, [len(batch) for batch in batches]
+
+def train_loader(dataset: ImageDataset, batch_size: int, num_workers: int, seed: int) -> tuple[DataLoader, EpochBatchSampler]:
+    """Return the training loader and its sampler; set the sampler's epoch before each pass."""
+    dataset.seed = seed
+    sampler = EpochBatchSampler(len(dataset), batch_size, seed)
+    return DataLoader(dataset, batch_sampler=sampler, **loader_options(num_workers)), sampler
 
 
 def eval_loader(dataset: ImageDataset, batch_size: int, num_workers: int) -> DataLoader:
     """Return a loader over every sample once, in order (no shuffle, no dropped batch)."""
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=False,
-        drop_last=False,
-        num_workers=num_workers,
-        worker_init_fn=seed_worker,
-        pin_memory=torch.cuda.is_available(),
-    )
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, drop_last=False, **loader_options(num_workers))

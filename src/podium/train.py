@@ -16,7 +16,7 @@ from podium.checkpoint import load_checkpoint, remove_partial_writes, rng_state,
 from podium.data import ImageDataset, check_images, load_train_table, read_folds
 from podium.engine import Trainer, TrainState, autocast_dtype, pick_device, predict
 from podium.errors import PodiumError
-from podium.loaders import eval_loader, train_loader
+from podium.loaders import EpochBatchSampler, eval_loader, train_loader
 from podium.losses import build_loss
 from podium.metrics import classification_metrics, is_improvement, monitor_mode
 from podium.model import create_model, is_convolutional, normalization
@@ -101,6 +101,8 @@ def build_trainer(config: DictConfig, train_rows: pd.DataFrame, classes: list, p
     model = create_model(config, len(classes))
     channels_last = config.model.channels_last and is_convolutional(model)
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    if config.model.compile:
+        model.compile()  # in place, so state_dict keys keep their names
 
     dtype = autocast_dtype(config.train.precision, device)
     mode = monitor_mode(config.train.monitor, config.train.mode)
@@ -152,7 +154,8 @@ class FoldRun:
     folder: Path
     trainer: Trainer
     state: TrainState
-    train_set: ImageDataset
+    train_batches: torch.utils.data.DataLoader
+    sampler: EpochBatchSampler
     valid_batches: torch.utils.data.DataLoader
     valid_rows: pd.DataFrame
     classes: list
@@ -163,8 +166,8 @@ class FoldRun:
         """Train and validate one epoch, write checkpoints, OOF and pictures; return True to stop early."""
         config, state, trainer = self.config, self.state, self.trainer
         epoch = state.epoch + 1
-        batches, batch_sizes = train_loader(self.train_set, config.data.batch_size, config.data.num_workers, config.seed, epoch)
-        train_figures = trainer.train_one_epoch(batches, batch_sizes, state, description=f"fold {self.fold} epoch {epoch}")
+        self.sampler.set_epoch(epoch)
+        train_figures = trainer.train_one_epoch(self.train_batches, self.sampler.batch_sizes(), state, description=f"fold {self.fold} epoch {epoch}")
 
         probs = predict(trainer.model, self.valid_batches, trainer.device, trainer.dtype, channels_last=trainer.channels_last, description="valid")
         metrics = {f"valid_{name}": value for name, value in classification_metrics(self.valid_rows["target"].to_numpy(), probs).items()}
@@ -251,8 +254,13 @@ def prepare_fold(config: DictConfig, fold: int, folder: Path, resume_run: bool, 
     trainer, (mean, std) = build_trainer(config, train_rows, classes, per_epoch)
     trainer.on_updates = tracker.log_updates
 
-    train_set = ImageDataset(train_rows["path"], train_rows["target"], build_transforms(config, mean, std, train=True))
-    valid_set = ImageDataset(valid_rows["path"], valid_rows["target"], build_transforms(config, mean, std, train=False))
+    size = config.data.image_size
+    train_set = ImageDataset(train_rows["path"], train_rows["target"], build_transforms(config, mean, std, train=True), size)
+    valid_set = ImageDataset(valid_rows["path"], valid_rows["target"], build_transforms(config, mean, std, train=False), size)
+    if config.data.cache == "ram":
+        cached = train_set.fill_cache() + valid_set.fill_cache()
+        log.info("fold %d: cached %d decoded %dx%d images in RAM (%.1f MB)", fold, len(train_set) + len(valid_set), size, size, cached / 2**20)
+    train_batches, sampler = train_loader(train_set, config.data.batch_size, config.data.num_workers, config.seed)
     valid_batches = eval_loader(valid_set, config.infer.batch_size, config.data.num_workers)
 
     for leftover in remove_partial_writes(folder):
@@ -267,10 +275,10 @@ def prepare_fold(config: DictConfig, fold: int, folder: Path, resume_run: bool, 
     log.info(
         "fold %d: %d train and %d valid images, %s, %d updates per epoch (batch %d x accumulate %d), precision %s, device %s",
         fold, len(train_rows), len(valid_rows), config.model.name, per_epoch, batch_size, accumulate,
-        trainer.dtype or "fp32", trainer.device,
+        str(trainer.dtype).removeprefix("torch.") if trainer.dtype else "fp32", trainer.device,
     )
     mode = monitor_mode(config.train.monitor, config.train.mode)
-    return FoldRun(config, fold, folder, trainer, state, train_set, valid_batches, valid_rows, classes, mode, tracker)
+    return FoldRun(config, fold, folder, trainer, state, train_batches, sampler, valid_batches, valid_rows, classes, mode, tracker)
 
 
 def train_all(config, resume_run: bool = False, overrides=()) -> list[dict]:

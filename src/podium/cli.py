@@ -43,14 +43,24 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--submission", help="submission CSV (default: submissions/<name>.csv)")
     add("baseline", "train scikit-learn's SVC on the same folds and print its CV macro-F1")
     add("leaderboard", "print every experiment under output_dir, sorted by CV macro-F1")
+    pseudo = add("pseudo", "pseudo-label unlabeled images with a finished experiment and retrain every fold")
+    pseudo.add_argument("--experiment", help="finished experiment under output_dir to start from (default: the config's name)")
     return parser
 
 
 def run(args: argparse.Namespace) -> None:
     """Load the config and call the stage; stages import torch and timm, so each loads on demand."""
+    from omegaconf import OmegaConf
+
+    from podium import config as configs
     from podium.config import load_config
 
     config = load_config(args.config, args.overrides)
+    if args.command == "pseudo" and args.experiment:
+        saved = configs.fold_dir(OmegaConf.merge(config, {"name": args.experiment}), 0) / "config.yaml"
+        if not saved.is_file():
+            raise PodiumError(f"experiment {args.experiment!r} has no {saved}; train it first (make train-all)")
+        config = load_config(saved, args.overrides)
     if args.command == "folds":
         from podium.folds import make_folds
         make_folds(config)
@@ -75,6 +85,9 @@ def run(args: argparse.Namespace) -> None:
     elif args.command == "baseline":
         from podium.baseline import svc_baseline
         svc_baseline(config)
+    elif args.command == "pseudo":
+        from podium.pseudo import run_pseudo
+        run_pseudo(config)
     elif args.command == "leaderboard":
         from podium.leaderboard import leaderboard
         leaderboard(config.output_dir)

@@ -294,7 +294,10 @@ class ImageDataset(torch.utils.data.Dataset):
 
     def __init__(self, paths: Sequence[str], targets: Sequence[int] | None, transform: Callable, image_size: int | None = None):
         self.paths = list(paths)
-        self.targets = None if targets is None else np.asarray(targets, dtype=np.int64)
+        # Class indices, or rows packed by losses.encode_targets when pseudo-labels join training.
+        self.targets = None if targets is None else np.asarray(targets)
+        if self.targets is not None and self.targets.ndim == 1:
+            self.targets = self.targets.astype(np.int64)
         self.transform = transform
         self.image_size = image_size
         self.seed = 0

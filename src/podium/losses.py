@@ -65,6 +65,38 @@ class SoftF1Loss(torch.nn.Module):
         return (1.0 - f1.mean()).expand(len(target))
 
 
+def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against a probability vector per sample; equals cross-entropy for one-hot targets."""
+    return -(target_probs * F.log_softmax(logits.float(), dim=1)).sum(dim=1)
+
+
+def encode_targets(probs: np.ndarray, weight, soft) -> np.ndarray:
+    """Pack per-class target probabilities, a loss weight and a soft flag into one float row per sample."""
+    rows = len(probs)
+    return np.column_stack([probs, np.broadcast_to(weight, rows), np.broadcast_to(soft, rows)]).astype(np.float32)
+
+
+class PseudoLabelLoss(torch.nn.Module):
+    """Train on labeled and pseudo-labeled rows together; targets come packed by `encode_targets`.
+
+    Hard rows use the configured loss on the argmax class, soft rows the soft-target
+    cross-entropy, and each row's loss is multiplied by its weight (1 for labeled rows).
+    """
+
+    def __init__(self, base: torch.nn.Module, num_classes: int):
+        super().__init__()
+        self.base = base
+        self.num_classes = num_classes
+
+    def forward(self, logits: torch.Tensor, packed: torch.Tensor) -> torch.Tensor:
+        probs = packed[:, :self.num_classes]
+        weight = packed[:, self.num_classes]
+        soft = packed[:, self.num_classes + 1] > 0.5
+        hard_loss = self.base(logits, probs.argmax(dim=1))
+        loss = torch.where(soft, soft_cross_entropy(logits, probs), hard_loss)
+        return loss * weight
+
+
 def class_weights(config: DictConfig, targets: np.ndarray, num_classes: int) -> torch.Tensor | None:
     """Return per-class weights: none, sklearn's "balanced" weights on the training rows, or the config's list."""
     setting = config.loss.class_weights

@@ -17,7 +17,7 @@ from podium.data import ImageDataset, check_images, load_train_table, read_folds
 from podium.engine import Trainer, TrainState, autocast_dtype, pick_device, predict
 from podium.errors import PodiumError
 from podium.loaders import EpochBatchSampler, eval_loader, train_loader
-from podium.losses import build_loss
+from podium.losses import PseudoLabelLoss, build_loss, encode_targets
 from podium.metrics import classification_metrics, is_improvement, monitor_mode
 from podium.model import create_model, is_convolutional, normalization
 from podium.optim import LRSchedule, create_optimizer, updates_per_epoch
@@ -123,24 +123,43 @@ def build_trainer(config: DictConfig, train_rows: pd.DataFrame, classes: list, p
     return trainer, normalization(model)
 
 
+def with_pseudo_rows(train_rows: pd.DataFrame, valid_rows: pd.DataFrame, pseudo_rows: pd.DataFrame, num_classes: int) -> tuple[list[str], np.ndarray]:
+    """Return the paths and encoded targets of the labeled training rows followed by the pseudo rows.
+
+    A pseudo row whose image is one of the fold's validation images is rejected, so validation
+    data never enters training.
+    """
+    leaked = sorted(set(pseudo_rows["path"]) & set(valid_rows["path"]))
+    if leaked:
+        raise PodiumError(f"{len(leaked)} pseudo-labeled images are validation images of this fold, e.g. {leaked[:10]}. Remove them from pseudo.unlabeled_images")
+
+    labeled = encode_targets(np.eye(num_classes)[train_rows["target"].to_numpy()], weight=1.0, soft=False)
+    if pseudo_rows.empty:
+        return train_rows["path"].tolist(), labeled
+    pseudo = encode_targets(np.stack(pseudo_rows["target_probs"].to_numpy()), weight=pseudo_rows["weight"].to_numpy(), soft=pseudo_rows["soft"].to_numpy())
+    return train_rows["path"].tolist() + pseudo_rows["path"].tolist(), np.concatenate([labeled, pseudo])
+
+
 def micro_batches_per_epoch(samples: int, batch_size: int) -> int:
     """Count batches as loaders.epoch_batches makes them: a trailing batch of one joins the one before."""
     count = -(-samples // batch_size)
     return count - 1 if count > 1 and samples % batch_size == 1 else count
 
 
-def train_fold(config, fold: int = 0, resume_run: bool = False, overrides=()) -> dict:
+def train_fold(config, fold: int = 0, resume_run: bool = False, overrides=(), pseudo_rows: pd.DataFrame | None = None) -> dict:
     """Train fold `fold` of an experiment and return its best validation metrics.
 
     `config` is a YAML path, a dict of overrides or a loaded config. The same function runs
-    behind `make train`, so a notebook gets the identical run.
+    behind `make train`, so a notebook gets the identical run. `pseudo_rows` (from the pseudo
+    stage) join the training part of the fold only, never its validation.
     """
     config = configs.from_any(config, overrides)
     folder = configs.fold_dir(config, fold)
+    job_type = "train" if pseudo_rows is None else "pseudo"
     with log_to_file(folder / "train.log"):
-        tracker = Tracker(config, job_type="train", name=f"{config.name}-fold{fold}")
+        tracker = Tracker(config, job_type=job_type, name=f"{config.name}-fold{fold}")
         try:
-            return prepare_fold(config, fold, folder, resume_run, tracker).train()
+            return prepare_fold(config, fold, folder, resume_run, tracker, pseudo_rows).train()
         finally:
             tracker.finish()
 
@@ -237,7 +256,7 @@ class FoldRun:
         return best
 
 
-def prepare_fold(config: DictConfig, fold: int, folder: Path, resume_run: bool, tracker: Tracker) -> FoldRun:
+def prepare_fold(config: DictConfig, fold: int, folder: Path, resume_run: bool, tracker: Tracker, pseudo_rows: pd.DataFrame | None = None) -> FoldRun:
     """Check the data, build the model, optimizer and loaders, and restore last.pt when resuming."""
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
@@ -249,13 +268,20 @@ def prepare_fold(config: DictConfig, fold: int, folder: Path, resume_run: bool, 
         check_images(pd.concat([train_rows, valid_rows])["path"].tolist(), "training")
     configs.save_config(config, folder)
 
+    train_paths, train_targets = train_rows["path"].tolist(), train_rows["target"].to_numpy()
+    if pseudo_rows is not None:
+        train_paths, train_targets = with_pseudo_rows(train_rows, valid_rows, pseudo_rows, len(classes))
+        log.info("fold %d: %d pseudo-labeled rows join %d labeled training rows", fold, len(pseudo_rows), len(train_rows))
+
     batch_size, accumulate = config.data.batch_size, config.train.accumulate
-    per_epoch = updates_per_epoch(micro_batches_per_epoch(len(train_rows), batch_size), accumulate)
+    per_epoch = updates_per_epoch(micro_batches_per_epoch(len(train_paths), batch_size), accumulate)
     trainer, (mean, std) = build_trainer(config, train_rows, classes, per_epoch)
     trainer.on_updates = tracker.log_updates
+    if pseudo_rows is not None:
+        trainer.loss_fn = PseudoLabelLoss(trainer.loss_fn, len(classes))
 
     size = config.data.image_size
-    train_set = ImageDataset(train_rows["path"], train_rows["target"], build_transforms(config, mean, std, train=True), size)
+    train_set = ImageDataset(train_paths, train_targets, build_transforms(config, mean, std, train=True), size)
     valid_set = ImageDataset(valid_rows["path"], valid_rows["target"], build_transforms(config, mean, std, train=False), size)
     if config.data.cache == "ram":
         cached = train_set.fill_cache() + valid_set.fill_cache()

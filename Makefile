@@ -13,14 +13,18 @@ FOLDS  ?=
 ARGS   ?=
 RESUME ?= 0
 SUBMISSION ?=
+EXP    ?=
+ROUNDS ?=
 
 # Optional flags passed only when the variable is set.
 FOLDS_FLAG  := $(if $(FOLDS),--folds $(FOLDS),)
 RESUME_FLAG := $(if $(filter 1 true yes,$(RESUME)),--resume,)
 SUB_FLAG    := $(if $(SUBMISSION),--submission $(SUBMISSION),)
+EXP_FLAG    := $(if $(EXP),--experiment $(EXP),)
+ROUNDS_ARG  := $(if $(ROUNDS),pseudo.rounds=$(ROUNDS),)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo-data folds train train-all lr-plot oof infer score baseline leaderboard sync demo test clean
+.PHONY: help setup demo-data folds train train-all lr-plot oof infer score baseline pseudo leaderboard sync demo test clean
 
 help: ## List targets and the variables they take
 	@echo "Usage: make TARGET [CONFIG=configs/demo.yaml] [FOLD=0] [FOLDS=0,1] [RESUME=1] [ARGS=\"optim.lr=1e-3\"]"
@@ -62,6 +66,9 @@ score: $(STAMP) ## Score a submission against input/demo_solution.csv (CONFIG, S
 
 baseline: $(STAMP) ## Train scikit-learn's SVC on the same folds and print its CV macro-F1 (CONFIG)
 	$(PODIUM) baseline --config $(CONFIG) $(ARGS)
+
+pseudo: $(STAMP) ## Pseudo-label test images with a finished experiment, retrain all folds, report, infer (EXP, ROUNDS)
+	$(PODIUM) pseudo --config $(CONFIG) $(EXP_FLAG) $(ROUNDS_ARG) $(ARGS)
 
 leaderboard: $(STAMP) ## Table of every experiment under outputs/, best CV first: outputs/leaderboard.md
 	$(PODIUM) leaderboard --config $(CONFIG) $(ARGS)

@@ -15,6 +15,8 @@ RESUME ?= 0
 SUBMISSION ?=
 EXP    ?=
 ROUNDS ?=
+GPUS   ?=
+PARALLEL_FOLDS ?= 0
 
 # Optional flags passed only when the variable is set.
 FOLDS_FLAG  := $(if $(FOLDS),--folds $(FOLDS),)
@@ -22,12 +24,15 @@ RESUME_FLAG := $(if $(filter 1 true yes,$(RESUME)),--resume,)
 SUB_FLAG    := $(if $(SUBMISSION),--submission $(SUBMISSION),)
 EXP_FLAG    := $(if $(EXP),--experiment $(EXP),)
 ROUNDS_ARG  := $(if $(ROUNDS),pseudo.rounds=$(ROUNDS),)
+# GPUS=N runs one process per GPU through torchrun; without it, one plain process.
+LAUNCH      := $(if $(GPUS),$(VENV)/bin/torchrun --standalone --nproc_per_node=$(GPUS) -m podium.cli,$(PODIUM))
+PARALLEL_FLAG := $(if $(filter 1 true yes,$(PARALLEL_FOLDS)),--parallel-folds,)
 
 .DEFAULT_GOAL := help
 .PHONY: help setup demo-data folds train train-all lr-plot oof infer score baseline pseudo leaderboard sync demo test clean
 
 help: ## List targets and the variables they take
-	@echo "Usage: make TARGET [CONFIG=configs/demo.yaml] [FOLD=0] [FOLDS=0,1] [RESUME=1] [ARGS=\"optim.lr=1e-3\"]"
+	@echo "Usage: make TARGET [CONFIG=configs/demo.yaml] [FOLD=0] [FOLDS=0,1] [RESUME=1] [GPUS=4] [ARGS=\"optim.lr=1e-3\"]"
 	@echo
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-11s %s\n", $$1, $$2}'
 
@@ -46,11 +51,11 @@ demo-data: $(STAMP) ## Write the demo competition (scikit-learn digits) into inp
 folds: $(STAMP) ## Split train.csv into folds: outputs/folds.csv (CONFIG, ARGS)
 	$(PODIUM) folds --config $(CONFIG) $(ARGS)
 
-train: $(STAMP) ## Train one fold (FOLD, CONFIG, ARGS, RESUME=1 continues from last.pt)
-	$(PODIUM) train --config $(CONFIG) --fold $(FOLD) $(RESUME_FLAG) $(ARGS)
+train: $(STAMP) ## Train one fold (FOLD, CONFIG, ARGS, RESUME=1 continues, GPUS=4 runs DDP)
+	$(LAUNCH) train --config $(CONFIG) --fold $(FOLD) $(RESUME_FLAG) $(ARGS)
 
-train-all: $(STAMP) ## Train every fold in turn (CONFIG, ARGS, RESUME)
-	$(PODIUM) train-all --config $(CONFIG) $(RESUME_FLAG) $(ARGS)
+train-all: $(STAMP) ## Train every fold (CONFIG, ARGS, RESUME, GPUS; PARALLEL_FOLDS=1: one fold per GPU)
+	$(LAUNCH) train-all --config $(CONFIG) $(RESUME_FLAG) $(PARALLEL_FLAG) $(ARGS)
 
 lr-plot: $(STAMP) ## Save the learning-rate schedule as a PNG, without training (CONFIG, ARGS)
 	$(PODIUM) lr-plot --config $(CONFIG) $(ARGS)

@@ -7,7 +7,7 @@ import torch
 from conftest import tiny_config
 from podium.data import ImageDataset, load_train_table
 from podium.engine import TrainState
-from podium.loaders import train_loader
+from podium.loaders import EpochBatchSampler, train_loader
 from podium.plots import schedule_curve
 from podium.train import build_trainer, micro_batches_per_epoch
 from podium.optim import updates_per_epoch
@@ -20,7 +20,8 @@ def train_one_epoch(config, rows: pd.DataFrame, classes: list):
     per_epoch = updates_per_epoch(micro_batches_per_epoch(len(rows), config.data.batch_size), config.train.accumulate)
     trainer, (mean, std) = build_trainer(config, rows, classes, per_epoch)
     dataset = ImageDataset(rows["path"], rows["target"], build_transforms(config, mean, std, train=False))
-    loader, sampler = train_loader(dataset, config.data.batch_size, 0, config.seed)
+    sampler = EpochBatchSampler(len(dataset), config.data.batch_size, config.seed)
+    loader = train_loader(dataset, sampler, 0)
     batch_sizes = sampler.batch_sizes()
 
     state = TrainState()

@@ -7,7 +7,7 @@ from conftest import tiny_config
 from podium.data import ImageDataset, load_train_table
 from podium.engine import autocast_dtype, cpu_has_bf16
 from podium.folds import make_folds
-from podium.loaders import epoch_batches, train_loader
+from podium.loaders import EpochBatchSampler, epoch_batches, train_loader
 from podium.train import train_fold
 from podium.transforms import build_transforms
 
@@ -16,7 +16,8 @@ AUGMENT = "data.augment=[{name: Affine, rotate: [-30, 30], p: 1.0}, {name: Rando
 
 def first_batches(config, rows, workers: int, epoch: int):
     dataset = ImageDataset(rows["path"], rows["target"], build_transforms(config, (0.5,) * 3, (0.5,) * 3, train=True))
-    loader, sampler = train_loader(dataset, 8, workers, config.seed)
+    sampler = EpochBatchSampler(len(dataset), 8, config.seed)
+    loader = train_loader(dataset, sampler, workers)
     sampler.set_epoch(epoch)
     return [images for images, _ in loader][:3]
 
@@ -84,7 +85,8 @@ def test_persistent_workers_follow_epochs(demo_root, tmp_path):
     config = tiny_config(demo_root, tmp_path, AUGMENT)
     rows = load_train_table(config)[0].head(16)
     dataset = ImageDataset(rows["path"], rows["target"], build_transforms(config, (0.5,) * 3, (0.5,) * 3, train=True))
-    loader, sampler = train_loader(dataset, 8, 2, config.seed)
+    sampler = EpochBatchSampler(len(dataset), 8, config.seed)
+    loader = train_loader(dataset, sampler, 2)
     passes = []
     for epoch in (1, 2, 1):
         sampler.set_epoch(epoch)

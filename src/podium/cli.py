@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue from the fold's last.pt")
     train_all = add("train-all", "train every fold in turn")
     train_all.add_argument("--resume", action="store_true", help="continue each fold from its last.pt, if any")
+    train_all.add_argument("--parallel-folds", action="store_true", help="under torchrun: each process trains its own folds (rank, rank + world, ...) on its own GPU")
     add("lr-plot", "save the learning-rate schedule as a PNG without training")
     oof = add("oof", "out-of-fold report: CV score, per-class metrics, PNGs")
     oof.add_argument("--folds", help="comma-separated folds to report on (default: all)")
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> None:
         train_fold(config, args.fold, resume_run=args.resume)
     elif args.command == "train-all":
         from podium.train import train_all
-        train_all(config, resume_run=args.resume)
+        train_all(config, resume_run=args.resume, parallel_folds=args.parallel_folds)
     elif args.command == "lr-plot":
         from podium.plots import save_lr_plot
         save_lr_plot(config)

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from podium import distributed
 from podium.errors import PodiumError
 from podium.optim import LRSchedule
 from podium.transforms import tta_views
@@ -22,7 +23,10 @@ log = logging.getLogger(__name__)
 # ---------------------------------------------------------------- device and precision
 
 def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The GPU of this process (LOCAL_RANK under torchrun), or the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", distributed.local_rank())
+    return torch.device("cpu")
 
 
 def cpu_has_bf16() -> bool:
@@ -90,6 +94,7 @@ class Trainer:
     channels_last: bool = False
     skip_nonfinite: bool = False
     log_every: int = 10
+    world_size: int = 1
     on_updates: Callable[[list[dict]], None] | None = None  # receives {update, train_loss, lr} records
     pending_updates: list = field(default_factory=list)
 
@@ -97,41 +102,48 @@ class Trainer:
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         return images.to(self.device, non_blocking=True, memory_format=memory_format)
 
-    def train_one_epoch(self, loader, batch_sizes: Sequence[int], state: TrainState, description: str = "") -> dict:
+    def train_one_epoch(self, loader, batch_sizes: Sequence[int], state: TrainState, description: str = "", window_samples: Sequence[int] | None = None) -> dict:
         """Run one epoch of micro-batches, stepping the optimizer once per accumulation window.
 
         Each micro-batch's summed per-sample loss is divided by the sample count of its whole
         window, so a window's gradient equals that of one batch of the same samples, the last
-        and shorter window included. Returns the mean per-sample loss and timing figures.
+        and shorter window included. Under DDP, `window_samples` holds the windows' sample counts
+        over all processes and `batch_sizes` this process's micro-batches. Returns the mean
+        per-sample loss over all processes and timing figures.
         """
         self.model.train()
-        windows = window_sample_counts(batch_sizes, self.accumulate)
+        windows = window_samples or window_sample_counts(batch_sizes, self.accumulate)
         loss_sum = torch.zeros((), device=self.device)
         window_loss = torch.zeros((), device=self.device)
         samples = 0
         data_seconds = 0.0
         started = tick = time.perf_counter()
 
-        progress = tqdm(loader, total=len(batch_sizes), desc=description, leave=False, dynamic_ncols=True, disable=None)
+        progress = tqdm(loader, total=len(batch_sizes), desc=description, leave=False, dynamic_ncols=True, disable=None if distributed.is_main() else True)
         for step, (images, targets) in enumerate(progress):
             data_seconds += time.perf_counter() - tick
             images, targets = self.to_device(images), targets.to(self.device, non_blocking=True)
+            window = step // self.accumulate
+            window_ends = (step + 1) % self.accumulate == 0 or step + 1 == len(batch_sizes)
 
-            with autocast(self.device, self.dtype):
-                logits = self.model(images)
-            per_sample = self.loss_fn(logits, targets)
-            loss = per_sample.sum() / windows[step // self.accumulate]
-            self.scaler.scale(loss).backward()
+            # Under DDP only the window's last backward all-reduces the gradients.
+            skip_sync = not window_ends and hasattr(self.model, "no_sync")
+            with self.model.no_sync() if skip_sync else contextlib.nullcontext():
+                with autocast(self.device, self.dtype):
+                    logits = self.model(images)
+                per_sample = self.loss_fn(logits, targets)
+                # DDP averages gradients over processes, so each scales its sum by the world size.
+                loss = per_sample.sum() * self.world_size / windows[window]
+                self.scaler.scale(loss).backward()
             window_loss += per_sample.detach().sum()
 
-            window_ends = (step + 1) % self.accumulate == 0 or step + 1 == len(batch_sizes)
             if window_ends:
-                window_samples = windows[step // self.accumulate]
+                window_loss = distributed.all_reduce_sum(window_loss)
                 if self.finite_or_skip(window_loss, state, step, description):
                     self.optimizer_step(state)
-                    self.pending_updates.append((state.updates, window_loss / window_samples, self.schedule.current_lr()))
+                    self.pending_updates.append((state.updates, window_loss / windows[window], self.schedule.current_lr()))
                     loss_sum += window_loss
-                    samples += window_samples
+                    samples += windows[window]
                 window_loss = torch.zeros((), device=self.device)
 
             if step % self.log_every == 0 or step + 1 == len(batch_sizes):
@@ -144,7 +156,7 @@ class Trainer:
         return {
             "train_loss": loss_sum.item() / samples if samples else math.nan,
             "seconds": seconds,
-            "images_per_second": sum(batch_sizes) / seconds,
+            "images_per_second": sum(windows) / seconds,
             "data_wait_share": data_seconds / seconds,
             "skipped_updates": state.skipped_updates,
         }

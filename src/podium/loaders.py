@@ -15,42 +15,58 @@ from torch.utils.data import DataLoader, Sampler
 from podium.data import ImageDataset
 
 
-def epoch_batches(size: int, batch_size: int, generator: torch.Generator) -> list[list[int]]:
-    """Shuffle `size` indices into batches; a last batch of one sample joins the batch before it.
+def epoch_batches(size: int, batch_size: int, generator: torch.Generator, world: int = 1) -> list[list[int]]:
+    """Shuffle `size` indices into global batches of `batch_size` x `world` samples.
 
-    A batch of one sample cannot train a BatchNorm layer after global pooling, and dropping it
-    would lose the sample, so it is merged instead.
+    A last batch too small to give every process two samples joins the batch before it: a
+    batch of one sample cannot train a BatchNorm layer after global pooling, and dropping
+    it would lose the samples.
     """
     order = torch.randperm(size, generator=generator).tolist()
-    batches = [order[start:start + batch_size] for start in range(0, size, batch_size)]
-    if len(batches) > 1 and len(batches[-1]) == 1:
+    step = batch_size * world
+    batches = [order[start:start + step] for start in range(0, size, step)]
+    if len(batches) > 1 and len(batches[-1]) < 2 * world:
         batches[-2].extend(batches.pop())
     return batches
 
 
 class EpochBatchSampler(Sampler):
-    """Yield each epoch's shuffled batches as (epoch, index) pairs; call `set_epoch` before iterating."""
+    """Yield this process's share of each epoch's batches as (epoch, index) pairs.
 
-    def __init__(self, size: int, batch_size: int, seed: int):
+    Every process shuffles the same global batches and takes every world-th sample of each,
+    so all processes together see each sample once per epoch, with no padding. Call
+    `set_epoch` before iterating.
+    """
+
+    def __init__(self, size: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
         self.size, self.batch_size, self.seed = size, batch_size, seed
+        self.rank, self.world = rank, world
         self.epoch = 1
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def batches(self) -> list[list[int]]:
+    def global_batches(self) -> list[list[int]]:
         generator = torch.Generator().manual_seed(self.seed * 1000 + self.epoch)
-        return epoch_batches(self.size, self.batch_size, generator)
+        return epoch_batches(self.size, self.batch_size, generator, self.world)
+
+    def batches(self) -> list[list[int]]:
+        return [batch[self.rank::self.world] for batch in self.global_batches()]
 
     def batch_sizes(self) -> list[int]:
         return [len(batch) for batch in self.batches()]
+
+    def window_samples(self, accumulate: int) -> list[int]:
+        """Return the sample count of each accumulation window over all processes."""
+        sizes = [len(batch) for batch in self.global_batches()]
+        return [sum(sizes[start:start + accumulate]) for start in range(0, len(sizes), accumulate)]
 
     def __iter__(self):
         for batch in self.batches():
             yield [(self.epoch, index) for index in batch]
 
     def __len__(self) -> int:
-        return len(self.batches())
+        return len(self.global_batches())
 
 
 def seed_worker(worker_id: int) -> None:
@@ -68,11 +84,10 @@ def loader_options(num_workers: int) -> dict:
     return options
 
 
-def train_loader(dataset: ImageDataset, batch_size: int, num_workers: int, seed: int) -> tuple[DataLoader, EpochBatchSampler]:
-    """Return the training loader and its sampler; set the sampler's epoch before each pass."""
-    dataset.seed = seed
-    sampler = EpochBatchSampler(len(dataset), batch_size, seed)
-    return DataLoader(dataset, batch_sampler=sampler, **loader_options(num_workers)), sampler
+def train_loader(dataset: ImageDataset, sampler: EpochBatchSampler, num_workers: int) -> DataLoader:
+    """Return the training loader; set the sampler's epoch before each pass."""
+    dataset.seed = sampler.seed
+    return DataLoader(dataset, batch_sampler=sampler, **loader_options(num_workers))
 
 
 def eval_loader(dataset: ImageDataset, batch_size: int, num_workers: int) -> DataLoader:

@@ -1,7 +1,9 @@
 """The training stage: train one fold, keep the best checkpoint, write its out-of-fold predictions."""
 
+import contextlib
 import json
 import logging
+import os
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -12,6 +14,7 @@ import torch
 from omegaconf import DictConfig
 
 from podium import config as configs
+from podium import distributed
 from podium.checkpoint import load_checkpoint, remove_partial_writes, rng_state, save_checkpoint, set_rng_state, unwrap_state_dict
 from podium.data import ImageDataset, check_images, load_train_table, read_folds
 from podium.engine import Trainer, TrainState, autocast_dtype, pick_device, predict
@@ -59,7 +62,7 @@ def split_fold(config: DictConfig, fold: int) -> tuple[pd.DataFrame, pd.DataFram
 
 def checkpoint_state(trainer: Trainer, state: TrainState, config: DictConfig, classes: list) -> dict:
     return {
-        "model": unwrap_state_dict(trainer.model.state_dict()),
+        "model": unwrap_state_dict(distributed.bare_model(trainer.model).state_dict()),
         "optimizer": trainer.optimizer.state_dict(),
         "schedule": trainer.schedule.state_dict(),
         "scaler": trainer.scaler.state_dict(),
@@ -79,7 +82,7 @@ def resume(trainer: Trainer, path: Path, config: DictConfig, classes: list) -> T
             f"{path} belongs to experiment {checkpoint.get('experiment')!r} with classes {checkpoint.get('classes')}, "
             f"not {config.name!r} with {classes}. Resume with the config it was trained with, or delete the file."
         )
-    trainer.model.load_state_dict(unwrap_state_dict(checkpoint["model"]))
+    distributed.bare_model(trainer.model).load_state_dict(unwrap_state_dict(checkpoint["model"]))
     trainer.optimizer.load_state_dict(checkpoint["optimizer"])
     trainer.schedule.load_state_dict(checkpoint["schedule"])
     trainer.scaler.load_state_dict(checkpoint["scaler"])
@@ -99,16 +102,19 @@ def write_oof(path: Path, rows: pd.DataFrame, probs: np.ndarray, classes: list, 
 def build_trainer(config: DictConfig, train_rows: pd.DataFrame, classes: list, per_epoch: int) -> tuple[Trainer, tuple]:
     device = pick_device()
     model = create_model(config, len(classes))
+    if config.train.sync_batchnorm and distributed.active():
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     channels_last = config.model.channels_last and is_convolutional(model)
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     if config.model.compile:
         model.compile()  # in place, so state_dict keys keep their names
+    mean_std = normalization(model)
 
     dtype = autocast_dtype(config.train.precision, device)
     mode = monitor_mode(config.train.monitor, config.train.mode)
     optimizer = create_optimizer(config, model)
     trainer = Trainer(
-        model=model,
+        model=distributed.wrap_model(model),
         loss_fn=build_loss(config, train_rows["target"].to_numpy(), len(classes)).to(device),
         optimizer=optimizer,
         schedule=LRSchedule(optimizer, config, per_epoch, mode),
@@ -119,8 +125,9 @@ def build_trainer(config: DictConfig, train_rows: pd.DataFrame, classes: list, p
         grad_clip=config.train.grad_clip,
         channels_last=channels_last,
         skip_nonfinite=config.train.skip_nonfinite,
+        world_size=distributed.world_size(),
     )
-    return trainer, normalization(model)
+    return trainer, mean_std
 
 
 def with_pseudo_rows(train_rows: pd.DataFrame, valid_rows: pd.DataFrame, pseudo_rows: pd.DataFrame, num_classes: int) -> tuple[list[str], np.ndarray]:
@@ -140,10 +147,12 @@ def with_pseudo_rows(train_rows: pd.DataFrame, valid_rows: pd.DataFrame, pseudo_
     return train_rows["path"].tolist() + pseudo_rows["path"].tolist(), np.concatenate([labeled, pseudo])
 
 
-def micro_batches_per_epoch(samples: int, batch_size: int) -> int:
-    """Count batches as loaders.epoch_batches makes them: a trailing batch of one joins the one before."""
-    count = -(-samples // batch_size)
-    return count - 1 if count > 1 and samples % batch_size == 1 else count
+def micro_batches_per_epoch(samples: int, batch_size: int, world: int = 1) -> int:
+    """Count batches as loaders.epoch_batches makes them: a last batch under two samples per process joins the one before."""
+    step = batch_size * world
+    count = -(-samples // step)
+    last = samples - (count - 1) * step
+    return count - 1 if count > 1 and last < 2 * world else count
 
 
 def train_fold(config, fold: int = 0, resume_run: bool = False, overrides=(), pseudo_rows: pd.DataFrame | None = None) -> dict:
@@ -154,10 +163,11 @@ def train_fold(config, fold: int = 0, resume_run: bool = False, overrides=(), ps
     stage) join the training part of the fold only, never its validation.
     """
     config = configs.from_any(config, overrides)
+    distributed.setup()
     folder = configs.fold_dir(config, fold)
     job_type = "train" if pseudo_rows is None else "pseudo"
-    with log_to_file(folder / "train.log"):
-        tracker = Tracker(config, job_type=job_type, name=f"{config.name}-fold{fold}")
+    with log_to_file(folder / "train.log") if distributed.is_main() else contextlib.nullcontext():
+        tracker = Tracker(config, job_type=job_type, name=f"{config.name}-fold{fold}", enabled=distributed.is_main())
         try:
             return prepare_fold(config, fold, folder, resume_run, tracker, pseudo_rows).train()
         finally:
@@ -186,9 +196,11 @@ class FoldRun:
         config, state, trainer = self.config, self.state, self.trainer
         epoch = state.epoch + 1
         self.sampler.set_epoch(epoch)
-        train_figures = trainer.train_one_epoch(self.train_batches, self.sampler.batch_sizes(), state, description=f"fold {self.fold} epoch {epoch}")
+        windows = self.sampler.window_samples(config.train.accumulate)
+        train_figures = trainer.train_one_epoch(self.train_batches, self.sampler.batch_sizes(), state, f"fold {self.fold} epoch {epoch}", windows)
 
-        probs = predict(trainer.model, self.valid_batches, trainer.device, trainer.dtype, channels_last=trainer.channels_last, description="valid")
+        shard = predict(distributed.bare_model(trainer.model), self.valid_batches, trainer.device, trainer.dtype, channels_last=trainer.channels_last, description="valid")
+        probs = distributed.gather_shards(shard, len(self.valid_rows))
         metrics = {f"valid_{name}": value for name, value in classification_metrics(self.valid_rows["target"].to_numpy(), probs).items()}
         metrics["valid_loss"] = metrics["valid_log_loss"]
         record = {"epoch": epoch, **train_figures, **metrics, "lr": trainer.schedule.current_lr(), "updates": state.updates}
@@ -203,12 +215,11 @@ class FoldRun:
         state.history.append(record)
         if improved:
             state.best, state.best_epoch, state.epochs_without_improvement = value, epoch, 0
-            write_oof(self.folder / "oof.csv", self.valid_rows, probs, self.classes, self.fold)
-            save_checkpoint(checkpoint_state(trainer, state, config, self.classes), self.folder / "best.pt")
         else:
             state.epochs_without_improvement += 1
-        save_checkpoint(checkpoint_state(trainer, state, config, self.classes), self.folder / "last.pt")
-        self.write_epoch_outputs(record, improved)
+        if distributed.is_main():
+            self.write_epoch_outputs(record, improved, probs)
+        distributed.barrier()
 
         patience = config.train.patience
         if patience is not None and state.epochs_without_improvement >= patience:
@@ -216,9 +227,14 @@ class FoldRun:
             return True
         return False
 
-    def write_epoch_outputs(self, record: dict, improved: bool) -> None:
-        """Write metrics.json and the training curves, log the epoch line and send it to W&B."""
-        state = self.state
+    def write_epoch_outputs(self, record: dict, improved: bool, probs: np.ndarray) -> None:
+        """Write checkpoints, OOF, metrics.json and the training curves; log the epoch line and send it to W&B."""
+        state, trainer = self.state, self.trainer
+        if improved:
+            write_oof(self.folder / "oof.csv", self.valid_rows, probs, self.classes, self.fold)
+            save_checkpoint(checkpoint_state(trainer, state, self.config, self.classes), self.folder / "best.pt")
+        save_checkpoint(checkpoint_state(trainer, state, self.config, self.classes), self.folder / "last.pt")
+
         summary = {"fold": self.fold, "monitor": self.config.train.monitor, "best": state.best, "best_epoch": state.best_epoch, "history": state.history}
         (self.folder / "metrics.json").write_text(json.dumps(summary, indent=2))
         save_training_curves(state.history, self.folder / "curves.png", f"{self.config.name} fold {self.fold}")
@@ -266,55 +282,76 @@ def prepare_fold(config: DictConfig, fold: int, folder: Path, resume_run: bool, 
     train_rows, valid_rows, classes = split_fold(config, fold)
     if config.data.scan_images:
         check_images(pd.concat([train_rows, valid_rows])["path"].tolist(), "training")
-    configs.save_config(config, folder)
+    if distributed.is_main():
+        configs.save_config(config, folder)
 
     train_paths, train_targets = train_rows["path"].tolist(), train_rows["target"].to_numpy()
     if pseudo_rows is not None:
         train_paths, train_targets = with_pseudo_rows(train_rows, valid_rows, pseudo_rows, len(classes))
         log.info("fold %d: %d pseudo-labeled rows join %d labeled training rows", fold, len(pseudo_rows), len(train_rows))
 
-    batch_size, accumulate = config.data.batch_size, config.train.accumulate
-    per_epoch = updates_per_epoch(micro_batches_per_epoch(len(train_paths), batch_size), accumulate)
+    rank, world = distributed.rank(), distributed.world_size()
+    sampler = EpochBatchSampler(len(train_paths), config.data.batch_size, config.seed, rank, world)
+    per_epoch = updates_per_epoch(len(sampler), config.train.accumulate)
     trainer, (mean, std) = build_trainer(config, train_rows, classes, per_epoch)
     trainer.on_updates = tracker.log_updates
     if pseudo_rows is not None:
         trainer.loss_fn = PseudoLabelLoss(trainer.loss_fn, len(classes))
 
+    # Each process validates every world-th row; FoldRun gathers the shards back in order.
     size = config.data.image_size
+    valid_shard = valid_rows.iloc[rank::world]
     train_set = ImageDataset(train_paths, train_targets, build_transforms(config, mean, std, train=True), size)
-    valid_set = ImageDataset(valid_rows["path"], valid_rows["target"], build_transforms(config, mean, std, train=False), size)
+    valid_set = ImageDataset(valid_shard["path"], valid_shard["target"], build_transforms(config, mean, std, train=False), size)
     if config.data.cache == "ram":
         cached = train_set.fill_cache() + valid_set.fill_cache()
         log.info("fold %d: cached %d decoded %dx%d images in RAM (%.1f MB)", fold, len(train_set) + len(valid_set), size, size, cached / 2**20)
-    train_batches, sampler = train_loader(train_set, config.data.batch_size, config.data.num_workers, config.seed)
+    train_batches = train_loader(train_set, sampler, config.data.num_workers)
     valid_batches = eval_loader(valid_set, config.infer.batch_size, config.data.num_workers)
 
-    for leftover in remove_partial_writes(folder):
-        log.warning("removed %s, a checkpoint write that a killed run left unfinished", leftover)
-    state = TrainState()
-    if resume_run:
-        state = resume(trainer, folder / "last.pt", config, classes)
-    else:
-        for stale in ("best.pt", "last.pt", "oof.csv", "metrics.json", "curves.png"):
-            (folder / stale).unlink(missing_ok=True)
+    state = resume(trainer, folder / "last.pt", config, classes) if resume_run else TrainState()
+    if distributed.is_main():
+        clean_fold_folder(folder, resume_run)
+    distributed.barrier()
 
     log.info(
-        "fold %d: %d train and %d valid images, %s, %d updates per epoch (batch %d x accumulate %d), precision %s, device %s",
-        fold, len(train_rows), len(valid_rows), config.model.name, per_epoch, batch_size, accumulate,
-        str(trainer.dtype).removeprefix("torch.") if trainer.dtype else "fp32", trainer.device,
+        "fold %d: %d train and %d valid images, %s, %d updates per epoch (global batch %d = %d x %d processes, accumulate %d), precision %s, device %s",
+        fold, len(train_paths), len(valid_rows), config.model.name, per_epoch, config.data.batch_size * world, config.data.batch_size, world,
+        config.train.accumulate, str(trainer.dtype).removeprefix("torch.") if trainer.dtype else "fp32", trainer.device,
     )
     mode = monitor_mode(config.train.monitor, config.train.mode)
     return FoldRun(config, fold, folder, trainer, state, train_batches, sampler, valid_batches, valid_rows, classes, mode, tracker)
 
 
-def train_all(config, resume_run: bool = False, overrides=()) -> list[dict]:
-    """Train every fold in turn; with `resume_run`, folds that have a last.pt continue from it."""
+def clean_fold_folder(folder: Path, resume_run: bool) -> None:
+    """Remove unfinished checkpoint writes, and a fresh run's outputs of an earlier run."""
+    for leftover in remove_partial_writes(folder):
+        log.warning("removed %s, a checkpoint write that a killed run left unfinished", leftover)
+    if not resume_run:
+        for stale in ("best.pt", "last.pt", "oof.csv", "metrics.json", "curves.png"):
+            (folder / stale).unlink(missing_ok=True)
+
+
+def train_all(config, resume_run: bool = False, overrides=(), parallel_folds: bool = False) -> list[dict]:
+    """Train every fold in turn; with `resume_run`, folds that have a last.pt continue from it.
+
+    With `parallel_folds` under torchrun, each process trains folds rank, rank + world, ...
+    on its own device, with no process group: the faster choice for small models.
+    """
     config = configs.from_any(config, overrides)
+    folds = list(range(config.folds.n_folds))
+    if parallel_folds:
+        os.environ["PODIUM_PARALLEL_FOLDS"] = "1"
+        process, processes = int(os.environ.get("RANK", "0")), distributed.launched_world_size()
+        folds = folds[process::processes]
+        log.info("process %d of %d trains folds %s", process, processes, folds)
+
     results = []
-    for fold in range(config.folds.n_folds):
+    for fold in folds:
         resume_fold = resume_run and (configs.fold_dir(config, fold) / "last.pt").is_file()
         results.append(train_fold(config, fold, resume_run=resume_fold))
 
     scores = [result.get(config.train.monitor, float("nan")) for result in results]
-    log.info("%s: %s per fold %s, mean %.4f", config.name, config.train.monitor, [round(score, 4) for score in scores], float(np.mean(scores)))
+    if distributed.is_main():
+        log.info("%s: %s of folds %s: %s, mean %.4f", config.name, config.train.monitor, folds, [round(score, 4) for score in scores], float(np.mean(scores)))
     return results

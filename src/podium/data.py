@@ -68,12 +68,12 @@ def read_image(path: str | Path, target_size: int | None = None) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def check_images(paths: Sequence[str], what: str) -> None:
+def check_images(paths: Sequence[str], kind: str) -> None:
     """Raise PodiumError listing every missing or undecodable image, so one run finds all bad files."""
     missing = [path for path in paths if not Path(path).is_file()]
     if missing:
         raise PodiumError(
-            f"{len(missing)} of {len(paths)} {what} images are missing, e.g. {missing[:SHOW_AT_MOST]}. "
+            f"{len(missing)} of {len(paths)} {kind} images are missing, e.g. {missing[:SHOW_AT_MOST]}. "
             f"Check competition.root, the image folder and competition.image_path in the config."
         )
 
@@ -95,24 +95,24 @@ def check_images(paths: Sequence[str], what: str) -> None:
         unreadable = [path for path, ok in zip(paths, pool.map(decodes, paths)) if not ok]
     if unreadable:
         raise PodiumError(
-            f"{len(unreadable)} of {len(paths)} {what} images cannot be decoded (truncated or not an image), "
+            f"{len(unreadable)} of {len(paths)} {kind} images cannot be decoded (truncated or not an image), "
             f"e.g. {unreadable[:SHOW_AT_MOST]}. Replace or remove these files and their rows."
         )
-    log.info("checked %d %s images: all present and readable", len(paths), what)
+    log.info("checked %d %s images: all present and readable", len(paths), kind)
 
 
 # ---------------------------------------------------------------- tables
 
-def read_table(path: Path, what: str, dtype=None) -> pd.DataFrame:
+def read_table(path: Path, description: str, dtype=None) -> pd.DataFrame:
     """Read a CSV file; `dtype` is passed to pandas (str keeps ids such as "007" as written)."""
     if not path.is_file():
-        raise PodiumError(f"{what} not found: {path}. Check competition.root in the config, or run `make demo-data` for the demo")
+        raise PodiumError(f"{description} not found: {path}. Check competition.root in the config, or run `make demo-data` for the demo")
     try:
         table = pd.read_csv(path, dtype=dtype)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise PodiumError(f"cannot parse {what} {path} as CSV: {error}") from error
+        raise PodiumError(f"cannot parse {description} {path} as CSV: {error}") from error
     if table.empty:
-        raise PodiumError(f"{what} {path} has no rows")
+        raise PodiumError(f"{description} {path} has no rows")
     return table
 
 
@@ -288,7 +288,7 @@ class ImageDataset(torch.utils.data.Dataset):
     """Images read from disk (or a RAM cache), passed through an albumentations pipeline.
 
     Indexing with an (epoch, index) pair seeds the pipeline from (seed, epoch, index), so every
-    sample's augmentation is reproducible; a plain index leaves the pipeline's own state.
+    sample's augmentation is reproducible. A plain index leaves the pipeline's state as it is.
     Yields (image, target), with target -1 for unlabeled images.
     """
 

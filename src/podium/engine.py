@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 # ---------------------------------------------------------------- device and precision
 
 def pick_device() -> torch.device:
-    """The GPU of this process (LOCAL_RANK under torchrun), or the CPU."""
+    """Return the GPU of this process (LOCAL_RANK under torchrun), or the CPU."""
     if torch.cuda.is_available():
         return torch.device("cuda", distributed.local_rank())
     return torch.device("cpu")
@@ -108,7 +108,7 @@ class Trainer:
         Each micro-batch's summed per-sample loss is divided by the sample count of its whole
         window, so a window's gradient equals that of one batch of the same samples, the last
         and shorter window included. Under DDP, `window_samples` holds the windows' sample counts
-        over all processes and `batch_sizes` this process's micro-batches. Returns the mean
+        over all processes, and `batch_sizes` gives this process's micro-batches. Returns the mean
         per-sample loss over all processes and timing figures.
         """
         self.model.train()

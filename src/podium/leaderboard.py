@@ -49,8 +49,8 @@ def leaderboard(output_dir: str | Path) -> pd.DataFrame:
 
     table = table.sort_values(["fold_f1_mean", "cv_f1_macro"], ascending=False, ignore_index=True)
     table.insert(table.columns.get_loc("fold_f1_mean"), "fold_f1", [f"{mean:.4f} ± {std:.4f}" for mean, std in zip(table["fold_f1_mean"], table["fold_f1_std"])])
-    shown = table.drop(columns=["fold_f1_mean", "fold_f1_std"])
-    markdown = shown.to_markdown(index=False, floatfmt=".4f")
+    display = table.drop(columns=["fold_f1_mean", "fold_f1_std"])
+    markdown = display.to_markdown(index=False, floatfmt=".4f")
     (output_dir / "leaderboard.md").write_text(f"# Leaderboard\n\n{markdown}\n")
     log.info("leaderboard of %d experiments, written to %s:\n%s", len(table), output_dir / "leaderboard.md", markdown)
     return table

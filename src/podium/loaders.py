@@ -1,8 +1,8 @@
 """DataLoaders whose shuffling and augmentations depend only on the seed, the epoch and the sample.
 
-Each sample's augmentation is seeded from (seed, epoch, index), so a run resumed at epoch 3
-sees the same batches and the same augmented images as a run that never stopped, whatever
-the number of workers, and persistent workers need no reseeding between epochs.
+Each sample's augmentation is seeded from (seed, epoch, index). A run resumed at epoch 3 gets
+the same batches and augmented images as a run that never stopped, with any number of
+workers, and persistent workers need no reseeding between epochs.
 """
 
 import random

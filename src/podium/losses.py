@@ -60,8 +60,8 @@ class SoftF1Loss(torch.nn.Module):
         false_positive = (prob * (1 - truth)).sum(0)
         false_negative = ((1 - prob) * truth).sum(0)
         f1 = 2 * true_positive / (2 * true_positive + false_positive + false_negative + self.eps)
-        # NOTE: with gradient accumulation each micro-batch's F1 is weighted by its size; soft-F1 over
-        # a window is not a sum over samples, so accumulation approximates the large-batch loss here.
+        # NOTE: soft-F1 over a window is not a sum over samples, so with gradient accumulation each
+        # micro-batch's F1 is weighted by its size. That approximates the large-batch loss.
         return (1.0 - f1.mean()).expand(len(target))
 
 

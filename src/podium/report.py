@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 def join_oof(config: DictConfig, folds: list[int], classes: list) -> pd.DataFrame:
-    """Concatenate the folds' oof.csv files, checking that each training row appears exactly once."""
+    """Concatenate the folds' oof.csv files, rejecting an id that appears in two folds."""
     frames = []
     for fold in folds:
         path = configs.fold_dir(config, fold) / "oof.csv"

@@ -1,7 +1,7 @@
 """Weights & Biases tracking: one run per fold and stage, offline unless the user opted in.
 
-A failure inside wandb (a full disk, a crash of its service) is logged once and then
-tracking stops for that run; training never stops because of it.
+A failure inside wandb (a full disk, a crash of its service) is logged once, and tracking
+stops for that run. Training goes on.
 """
 
 import logging
@@ -72,14 +72,14 @@ class Tracker:
         self.run = wandb.init(reinit="finish_previous", **arguments)
         log.info("W&B run %s (%s, group %s, mode %s) in %s", arguments["name"], arguments["job_type"], arguments["group"], os.environ.get("WANDB_MODE", "online"), self.run.dir)
 
-    def call(self, what: str, function, *args, **kwargs) -> None:
+    def call(self, action: str, function, *args, **kwargs) -> None:
         """Run a wandb call; on any error, log it once and stop tracking this run."""
-        if what != "start" and self.run is None:
+        if action != "start" and self.run is None:
             return
         try:
             function(*args, **kwargs)
         except Exception as error:  # wandb can fail in many ways (disk, service, network); none may stop training
-            log.warning("W&B %s failed, tracking is off for this run and training continues: %s: %s", what, type(error).__name__, error)
+            log.warning("W&B %s failed, tracking is off for this run and training continues: %s: %s", action, type(error).__name__, error)
             self.run = None
 
     def log(self, values: dict, step: int | None = None) -> None:

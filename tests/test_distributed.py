@@ -91,6 +91,13 @@ def test_only_rank_zero_writes(demo_root, tmp_path, odd_table):
     assert "fold 0 epoch 1/1" in rank_logs["0"]
     assert "fold 0 epoch 1/1" not in rank_logs["1"]
 
+    # Resume under DDP: both processes restore last.pt and train the second epoch.
+    resume = podium_command(demo_root, tmp_path, "train", 2, odd_table, "model.name=test_resnet", "train.epochs=2")
+    resume.insert(resume.index("train") + 1, "--resume")
+    run(resume, tmp_path)
+    history = json.loads((fold / "metrics.json").read_text())["history"]
+    assert [record["epoch"] for record in history] == [1, 2]
+
 
 def test_parallel_folds_one_per_process(demo_root, tmp_path, odd_table):
     run(podium_command(demo_root, tmp_path, "folds", 1, odd_table), tmp_path)

@@ -104,3 +104,16 @@ def test_ram_cache_gives_same_images(demo_root, tmp_path):
     assert cached.fill_cache() == 12 * 24 * 24 * 3
     for index in range(12):
         assert torch.allclose(from_disk[index][0], cached[index][0], atol=1e-6)
+
+
+def test_worker_count_does_not_change_training(demo_root, tmp_path):
+    # Dropout draws from torch's global generator; loaders must not consume it differently.
+    settings = ["competition.train_csv=train_small.csv", "folds.n_folds=2", "train.epochs=2", "model.drop_rate=0.3", AUGMENT]
+    weights = []
+    for workers in (0, 2):
+        config = tiny_config(demo_root, tmp_path / str(workers), *settings, f"data.num_workers={workers}")
+        make_folds(config)
+        train_fold(config, fold=0)
+        weights.append(torch.load(tmp_path / str(workers) / "outputs" / "test" / "fold0" / "last.pt", weights_only=True)["model"])
+    for name, value in weights[0].items():
+        assert torch.equal(value, weights[1][name]), name

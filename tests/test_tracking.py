@@ -13,7 +13,7 @@ from podium.plots import save_lr_plot
 from podium.report import oof_report
 from podium.tracking import default_to_offline
 from podium.train import train_all, train_fold
-from wandb_records import run_summary
+from wandb_records import read_records, run_summary
 
 SMALL = ["competition.train_csv=train_small.csv", "folds.n_folds=2", "train.epochs=2"]
 
@@ -24,11 +24,13 @@ def run_files(out: Path) -> list[Path]:
 
 @pytest.mark.slow
 def test_one_offline_run_per_fold(demo_root, tmp_path):
-    config = tiny_config(demo_root, tmp_path, *SMALL, "tracking.wandb=true")
+    config = tiny_config(demo_root, tmp_path, *SMALL, "tracking.wandb=true", "tracking.log_checkpoints=true")
     make_folds(config)
     train_all(config)
 
     runs = [run_summary(path) for path in run_files(tmp_path)]
+    record_types = {record.WhichOneof("record_type") for path in run_files(tmp_path) for record in read_records(path)}
+    assert "artifact" in record_types
     assert sorted(run["name"] for run in runs) == ["test-fold0", "test-fold1"]
     for run in runs:
         assert run["group"] == "test"

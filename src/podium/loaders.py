@@ -77,8 +77,15 @@ def seed_worker(worker_id: int) -> None:
     cv2.setNumThreads(0)
 
 
-def loader_options(num_workers: int) -> dict:
-    options = {"num_workers": num_workers, "worker_init_fn": seed_worker, "pin_memory": torch.cuda.is_available()}
+def loader_options(num_workers: int, seed: int = 0) -> dict:
+    # A loader of its own generator draws its worker seeds from it, not from torch's global
+    # generator, so dropout draws the same numbers whatever the worker count or persistence.
+    options = {
+        "num_workers": num_workers,
+        "worker_init_fn": seed_worker,
+        "pin_memory": torch.cuda.is_available(),
+        "generator": torch.Generator().manual_seed(seed),
+    }
     if num_workers > 0:
         options.update(persistent_workers=True, prefetch_factor=4)
     return options
@@ -87,7 +94,7 @@ def loader_options(num_workers: int) -> dict:
 def train_loader(dataset: ImageDataset, sampler: EpochBatchSampler, num_workers: int) -> DataLoader:
     """Return the training loader; set the sampler's epoch before each pass."""
     dataset.seed = sampler.seed
-    return DataLoader(dataset, batch_sampler=sampler, **loader_options(num_workers))
+    return DataLoader(dataset, batch_sampler=sampler, **loader_options(num_workers, sampler.seed))
 
 
 def eval_loader(dataset: ImageDataset, batch_size: int, num_workers: int) -> DataLoader:

@@ -39,6 +39,11 @@ def test_demo_pipeline(demo_root, tmp_path):
     assert (tmp_path / "submissions" / "test_probs.csv").is_file()
     assert svc_baseline(config)["cv_f1_macro"] > 0.5
 
+    subset = oof_report(config, folds=[1])
+    assert subset["rows"] < report["rows"]
+    assert (experiment / "oof_folds1" / "report.json").is_file()
+    assert json.loads((experiment / "report.json").read_text())["rows"] == report["rows"]
+
 
 def run_cli(*arguments, cwd):
     return subprocess.run([sys.executable, "-m", "podium.cli", *arguments], cwd=cwd, capture_output=True, text=True)

@@ -106,8 +106,9 @@ def test_interrupt_says_how_to_resume(demo_root, tmp_path, monkeypatch, caplog):
 def test_fold_out_of_range(demo_root, tmp_path):
     config = tiny_config(demo_root, tmp_path, "competition.train_csv=train_small.csv", "folds.n_folds=2")
     make_folds(config)
-    with pytest.raises(PodiumError, match="FOLD=2 is out of range: folds.csv has folds 0 to 1"):
+    with pytest.raises(PodiumError, match="FOLD=2 is out of range: folds.n_folds is 2, so folds are 0 to 1"):
         train_fold(config, fold=2)
+    assert not (tmp_path / "outputs" / "test" / "fold2").exists()
 
 
 def test_missing_folds_file(demo_root, tmp_path):

@@ -85,8 +85,13 @@ def oof_report(config: DictConfig, folds: list[int] | None = None) -> dict:
         "per_fold": {str(fold): metrics for fold, metrics in per_fold.items()},
         "per_class": classes_table.to_dict(orient="records"),
     }
-    write_report(config, oof, report, classes_table, confusion_matrix(y_true, y_pred, labels=list(range(len(classes)))), classes)
-    save_confident_errors(oof, table, classes, configs.experiment_dir(config) / "confident_errors.png")
+    # A report on a subset of folds goes to its own folder, so the full CV report stays intact.
+    folder = configs.experiment_dir(config)
+    if sorted(folds) != list(range(config.folds.n_folds)):
+        folder = folder / f"oof_folds{'-'.join(map(str, folds))}"
+    write_report(folder, oof, report, classes_table, confusion_matrix(y_true, y_pred, labels=list(range(len(classes)))), classes)
+    save_confident_errors(oof, table, classes, folder / "confident_errors.png")
+    log.info("wrote the out-of-fold report to %s (report.md, report.json, oof.csv, confusion_matrix.png, per_class_f1.png, confident_errors.png)", folder)
     print_summary(report, classes_table)
     track_report(config, report, classes_table, y_true, y_pred, classes)
     return report
@@ -102,8 +107,7 @@ def track_report(config: DictConfig, report: dict, classes_table: pd.DataFrame, 
     tracker.finish()
 
 
-def write_report(config, oof, report, classes_table, matrix, classes) -> None:
-    folder = configs.experiment_dir(config)
+def write_report(folder: Path, oof, report, classes_table, matrix, classes) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     oof.to_csv(folder / "oof.csv", index=False)
     (folder / "report.json").write_text(json.dumps(report, indent=2, default=str))
@@ -130,7 +134,6 @@ def write_report(config, oof, report, classes_table, matrix, classes) -> None:
     (folder / "report.md").write_text("\n".join(markdown))
     save_confusion_matrices(matrix, classes, folder / "confusion_matrix.png")
     save_per_class_f1(classes_table["f1"].to_numpy(), classes, folder / "per_class_f1.png")
-    log.info("wrote the out-of-fold report to %s (report.md, report.json, oof.csv, confusion_matrix.png, per_class_f1.png)", folder)
 
 
 def print_summary(report: dict, classes_table: pd.DataFrame) -> None:

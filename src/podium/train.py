@@ -88,7 +88,7 @@ def resume(trainer: Trainer, path: Path, config: DictConfig, classes: list) -> T
     trainer.scaler.load_state_dict(checkpoint["scaler"])
     set_rng_state(checkpoint["rng"])
     state = TrainState(**checkpoint["train_state"])
-    log.info("resumed from %s at epoch %d, update %d, best %s", path, state.epoch, state.updates, state.best)
+    log.info("resumed from %s at epoch %d, update %d, best %s %.4f", path, state.epoch, state.updates, config.train.monitor, state.best if state.best is not None else float("nan"))
     return state
 
 
@@ -163,6 +163,9 @@ def train_fold(config, fold: int = 0, resume_run: bool = False, overrides=(), ps
     stage) join the training part of the fold only, never its validation.
     """
     config = configs.from_any(config, overrides)
+    n_folds = config.folds.n_folds
+    if not 0 <= fold < n_folds:
+        raise PodiumError(f"FOLD={fold} is out of range: folds.n_folds is {n_folds}, so folds are 0 to {n_folds - 1}")
     distributed.setup()
     folder = configs.fold_dir(config, fold)
     job_type = "train" if pseudo_rows is None else "pseudo"

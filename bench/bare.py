@@ -48,7 +48,7 @@ def make_loader(dataset, batches: list[list], num_workers: int) -> DataLoader:
     """Return a DataLoader that yields exactly `batches` (lists of dataset keys), in order, every pass.
 
     The loader has a generator of its own, as podium's loaders do, so starting a pass draws
-    nothing from torch's global generator and dropout sees the same random numbers.
+    nothing from torch's global generator and dropout draws the same random numbers.
     """
     options = {"num_workers": num_workers, "generator": torch.Generator().manual_seed(0)}
     if num_workers > 0:

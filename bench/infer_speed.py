@@ -12,9 +12,9 @@ loader workers:
   prediction   podium.infer.ensemble_probs over podium's per-model loaders against the bare
                loop. Both sides load their models and start their loader workers beforehand.
 
-Two more timings of ensemble_probs, with loaders built right before the call, show what the
-loaders cost: one new loader per model, as make_submission builds them, and one new loader
-shared by all models.
+Three more timings show where podium's time goes. ensemble_probs runs with loaders built
+right before the call, one new loader per model as make_submission builds them, or one new
+loader shared by all models. The bare loop runs once per model, decoding the images each time.
 
 The sides alternate, after one warm-up round; a ratio is the median over rounds.
 """
@@ -139,6 +139,7 @@ def main() -> int:
             # Diagnosis only: where make_submission's time goes, with podium's own functions.
             "podium ensemble_probs, a new loader per model": lambda: ensemble_probs(models, [fresh_loader() for _ in models], device, dtype, VIEWS, channels_last),
             "podium ensemble_probs, one new loader for all models": lambda: ensemble_probs(models, [fresh_loader()] * len(models), device, dtype, VIEWS, channels_last),
+            "bare loop, one pass over the images per model": lambda: [bare.predict([model], plain_loader, VIEWS, channels_last=True, bf16=bf16) for model in plain_models],
         }
         names = list(sides)
         seconds = {name: [] for name in names}

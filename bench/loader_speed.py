@@ -141,7 +141,8 @@ def main() -> int:
         ram_later = common.median([second for run in runs["ram"] for second in run["epochs"][1:]])
         ratios = [run["epochs"][1] / (run["fill"] + run["epochs"][0]) for run in runs["ram"]]
 
-        common.info(f"cold: first epoch {rate(cold_first):.0f} img/s (worker start included), later epochs {rate(cold_later):.0f} img/s")
+        workers = " (worker start included)" if config.data.num_workers > 0 else ""
+        common.info(f"cold: first epoch {rate(cold_first):.0f} img/s{workers}, later epochs {rate(cold_later):.0f} img/s")
         common.info(
             f"ram: cache fill {1e6 * fill / images:.0f} us/img, first pass {rate(ram_pass_first):.0f} img/s, "
             f"first epoch with the fill {rate(fill + ram_pass_first):.0f} img/s, later epochs {rate(ram_later):.0f} img/s"

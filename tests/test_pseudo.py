@@ -40,7 +40,7 @@ def test_nothing_above_threshold():
     assert select_pseudo_labels(PROBS, 0.999, None).tolist() == []
 
 
-def test_soft_cross_entropy_equals_cross_entropy_on_one_hot():
+def test_soft_cross_entropy_one_hot():
     logits = torch.tensor([[1.0, 2.0, 0.5], [0.1, -1.0, 3.0]])
     target = torch.tensor([1, 2])
     assert torch.allclose(soft_cross_entropy(logits, F.one_hot(target, 3).float()), F.cross_entropy(logits, target, reduction="none"))

@@ -155,7 +155,7 @@ def test_pretrained_file_loads(tmp_path):
 
 
 class ExplodingLoss(torch.nn.Module):
-    """Cross-entropy that returns NaN for the second micro-batch it sees."""
+    """Cross-entropy that returns NaN for its second micro-batch."""
 
     def __init__(self):
         super().__init__()

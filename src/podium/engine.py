@@ -107,7 +107,7 @@ class Trainer:
 
         Each micro-batch's summed per-sample loss is divided by the sample count of its whole
         window, so a window's gradient equals that of one batch of the same samples, the last
-        and shorter window included. Under DDP, `window_samples` holds the windows' sample counts
+        and shorter window included. Under DDP, `window_samples` contains the windows' sample counts
         over all processes, and `batch_sizes` gives this process's micro-batches. Returns the mean
         per-sample loss over all processes and timing figures.
         """

@@ -2,7 +2,7 @@
 
 
 class PodiumError(Exception):
-    """An error whose message says what is wrong, on which value, and what to do next.
+    """An error whose message states what is wrong, on which value, and what to do next.
 
     The command line prints the message alone, without a traceback.
     """

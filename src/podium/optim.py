@@ -20,7 +20,7 @@ def create_optimizer(config: DictConfig, model: torch.nn.Module) -> torch.optim.
 
 
 def updates_per_epoch(micro_batches: int, accumulate: int) -> int:
-    """A last, shorter accumulation window still makes an update."""
+    """Count the updates of one epoch; a last, shorter accumulation window still makes one."""
     return math.ceil(micro_batches / accumulate)
 
 

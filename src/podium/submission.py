@@ -46,7 +46,7 @@ def fill_template(template: pd.DataFrame, id_column: str, ids: list[str], probs:
 
 
 def validate_submission(submission: pd.DataFrame, template: pd.DataFrame, id_column: str, classes: list, keep: tuple = ()) -> None:
-    """Raise PodiumError unless the submission matches the template's header, ids and order, and holds valid values."""
+    """Raise PodiumError unless the submission matches the template's header, ids and order, and contains valid values."""
     if list(submission.columns) != list(template.columns):
         raise PodiumError(f"submission columns {list(submission.columns)} differ from the sample submission's {list(template.columns)}")
     if len(submission) != len(template):

@@ -9,12 +9,13 @@ loader workers:
   end to end   podium.infer.make_submission, which `make infer` runs, called in this process,
                so the interpreter start and imports are left out. The bare script loads the
                same checkpoints, predicts with one DataLoader and writes the CSV.
-  prediction   podium.infer.ensemble_probs over podium's per-model loaders against the bare
-               loop. Both sides load their models and start their loader workers beforehand.
+  prediction   podium.infer.ensemble_probs, which builds one loader for all models that take
+               the same input and passes each batch through every model, against the bare
+               loop. Both sides load their models beforehand. The bare loop also starts its
+               loader workers beforehand, while ensemble_probs starts its own.
 
-Three more timings show where podium's time goes. ensemble_probs runs with loaders built
-right before the call, one new loader per model as make_submission builds them, or one new
-loader shared by all models. The bare loop runs once per model, decoding the images each time.
+One more timing runs the bare loop once per model, decoding the images each time, to show
+what one shared loader saves.
 
 The sides alternate, after one warm-up round; a ratio is the median over rounds.
 """
@@ -95,12 +96,9 @@ def main() -> int:
     args = parser.parse_args()
     common.quiet_logs()
 
-    from podium.data import ImageDataset, load_test_table
-    from podium.engine import autocast_dtype, cpu_has_bf16, pick_device
+    from podium.data import load_test_table
+    from podium.engine import cpu_has_bf16, pick_device
     from podium.infer import ensemble_probs, load_fold_model, make_submission
-    from podium.loaders import eval_loader
-    from podium.model import is_convolutional, normalization
-    from podium.transforms import build_transforms
 
     print(f"== 4. inference throughput: {common.cpu_description()}, {common.load_note()}")
     with common.workspace("infer") as work:
@@ -112,33 +110,19 @@ def main() -> int:
         images = len(table)
         common.info(f"{images} test images, {config.folds.n_folds} fold models, views {VIEWS}, batch {config.infer.batch_size}, {config.data.num_workers} workers")
 
-        # Prediction only: both sides' models and loaders are built once and reused every round.
+        # Prediction only: both sides load their models beforehand, and the bare loop also starts its loader workers.
         device = pick_device()
-        dtype = autocast_dtype(config.train.precision, device)
-        models, loaders, channels_last = [], [], []
-        for fold in range(config.folds.n_folds):
-            model, trained_with, _ = load_fold_model(config, fold, device)
-            mean, std = normalization(model)
-            dataset = ImageDataset(table["path"], None, build_transforms(trained_with, mean, std, train=False), trained_with.data.image_size)
-            models.append(model)
-            loaders.append(eval_loader(dataset, config.infer.batch_size, config.data.num_workers))
-            channels_last.append(trained_with.model.channels_last and is_convolutional(model))
+        fold_models = [load_fold_model(config, fold, device) for fold in range(config.folds.n_folds)]
+        paths = table["path"].tolist()
         plain_models = bare_models(config, classes)
         plain_loader = bare_loader(bare_test_set(config)[1], config, persistent=True)
-
-        def fresh_loader():
-            mean, std = normalization(models[0])
-            dataset = ImageDataset(table["path"], None, build_transforms(config, mean, std, train=False), config.data.image_size)
-            return eval_loader(dataset, config.infer.batch_size, config.data.num_workers)
 
         sides = {
             "podium make_submission": lambda: make_submission(config),
             "bare script": lambda: bare_submission(config, classes, bf16, work / "bare.csv"),
-            "podium ensemble_probs": lambda: ensemble_probs(models, loaders, device, dtype, VIEWS, channels_last),
+            "podium ensemble_probs": lambda: ensemble_probs(config, fold_models, paths, device),
             "bare loop": lambda: bare.predict(plain_models, plain_loader, VIEWS, channels_last=True, bf16=bf16),
-            # Diagnosis only: where make_submission's time goes, with podium's own functions.
-            "podium ensemble_probs, a new loader per model": lambda: ensemble_probs(models, [fresh_loader() for _ in models], device, dtype, VIEWS, channels_last),
-            "podium ensemble_probs, one new loader for all models": lambda: ensemble_probs(models, [fresh_loader()] * len(models), device, dtype, VIEWS, channels_last),
+            # Diagnosis only: the cost of decoding the images once per model instead of once.
             "bare loop, one pass over the images per model": lambda: [bare.predict([model], plain_loader, VIEWS, channels_last=True, bf16=bf16) for model in plain_models],
         }
         names = list(sides)

@@ -4,11 +4,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
 
 from conftest import tiny_config
 from podium.errors import PodiumError
-from podium.infer import ensemble_probs, make_submission
+from podium import data
+from podium.data import load_test_table, read_image
+from podium.engine import predict
+from podium.infer import FoldModel, ensemble_probs, make_submission
+from podium.model import create_model
 from podium.submission import fill_template, validate_submission
 
 CLASSES = ["cat", "dog", "eel"]
@@ -60,11 +65,34 @@ class FixedLogits(torch.nn.Module):
 def test_fold_average_is_mean_of_softmax():
     loader = DataLoader(TensorDataset(torch.zeros(4, 3, 8, 8), torch.zeros(4)), batch_size=3)
     first, second = [2.0, 0.0, 0.0], [0.0, 0.0, 3.0]
-    probs = ensemble_probs([FixedLogits(first), FixedLogits(second)], [loader, loader], torch.device("cpu"), None, ["identity", "hflip"], [False, False])
+    probs = predict([FixedLogits(first), FixedLogits(second)], loader, torch.device("cpu"), None, ["identity", "hflip"])
 
     expected = (torch.tensor(first).softmax(0) + torch.tensor(second).softmax(0)) / 2
     assert probs.shape == (4, 3)
     assert np.allclose(probs, expected.numpy()[None, :].repeat(4, 0))
+
+
+def fold_model(config, fold: int, image_size: int) -> FoldModel:
+    trained_with = OmegaConf.merge(config, {"data": {"image_size": image_size}})
+    torch.manual_seed(fold)
+    return FoldModel(fold, create_model(trained_with, 10, pretrained=False).eval(), trained_with, list(range(10)))
+
+
+def test_ensemble_reads_images_once_per_input_size(demo_root, tmp_path, monkeypatch):
+    config = tiny_config(demo_root, tmp_path, "infer.tta=[identity,hflip]")
+    paths = load_test_table(config)[1]["path"].tolist()[:20]
+    same_input = [fold_model(config, 0, 32), fold_model(config, 1, 32)]
+    other_input = fold_model(config, 2, 48)
+
+    reads = []
+    monkeypatch.setattr(data, "read_image", lambda path, size=None: reads.append(path) or read_image(path, size))
+    device = torch.device("cpu")
+    together = ensemble_probs(config, [*same_input, other_input], paths, device)
+    assert len(reads) == 2 * len(paths)
+
+    alone = [ensemble_probs(config, [loaded], paths, device) for loaded in [*same_input, other_input]]
+    assert np.allclose(together, np.mean(alone, axis=0), atol=1e-6)
+    assert not np.allclose(alone[0], alone[1], atol=1e-3)
 
 
 @pytest.mark.parametrize(

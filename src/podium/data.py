@@ -203,8 +203,8 @@ def read_train_rows(config: DictConfig) -> tuple[pd.DataFrame, Path]:
     return raw, path
 
 
-def load_train_table(config: DictConfig) -> tuple[pd.DataFrame, list]:
-    """Read the training rows into columns id, path, label, target (class index) and, if configured, group."""
+def read_train_labels(config: DictConfig) -> tuple[pd.DataFrame, Path, pd.Series, pd.Series, list]:
+    """Read the training rows, check their ids and labels, and return (rows, source, ids, labels, classes)."""
     comp = config.competition
     raw, path = read_train_rows(config)
 
@@ -222,17 +222,28 @@ def load_train_table(config: DictConfig) -> tuple[pd.DataFrame, list]:
         raise PodiumError(f"{int(empty.sum())} rows of {path} have an empty {comp.target_column!r}, e.g. ids {ids[empty].tolist()[:SHOW_AT_MOST]}. Fill or drop them.")
 
     classes = class_list(config, labels)
-    index = {label: i for i, label in enumerate(classes)}
-    unknown = sorted(set(labels.unique().tolist()) - set(index), key=str)
+    unknown = sorted(set(labels.unique().tolist()) - set(classes), key=str)
     if unknown:
         raise PodiumError(f"labels {unknown[:SHOW_AT_MOST]} in {path} are not in competition.classes {classes}. Add them to the list or set it to null.")
+    return raw, path, ids, labels, classes
+
+
+def train_classes(config: DictConfig) -> list:
+    """Return the class list of the training table, without resolving its image paths."""
+    return read_train_labels(config)[-1]
+
+
+def load_train_table(config: DictConfig) -> tuple[pd.DataFrame, list]:
+    """Read the training rows into columns id, path, label, target (class index) and, if configured, group."""
+    comp = config.competition
+    raw, _, ids, labels, classes = read_train_labels(config)
 
     relative = raw["path"] if comp.train_csv is None else relative_paths(raw, config)
     table = pd.DataFrame({
         "id": ids,
         "path": image_paths(relative, Path(comp.root) / comp.train_images),
         "label": labels,
-        "target": labels.map(index).astype(int),
+        "target": labels.map({label: i for i, label in enumerate(classes)}).astype(int),
     })
     if comp.group_column is not None:
         table["group"] = raw[comp.group_column].astype(str).to_numpy()

@@ -204,7 +204,7 @@ class Trainer:
 
 @torch.no_grad()
 def predict(
-    model: torch.nn.Module,
+    models: torch.nn.Module | Sequence[torch.nn.Module],
     loader,
     device: torch.device,
     dtype: torch.dtype | None = None,
@@ -212,17 +212,24 @@ def predict(
     channels_last: bool = False,
     description: str = "predict",
 ) -> np.ndarray:
-    """Return softmax probabilities (N, classes) for every sample, averaged over the TTA views."""
-    model.eval()
+    """Return softmax probabilities (N, classes) for every sample, averaged over the models and the TTA views.
+
+    Each batch is read once and passed through every model, so an ensemble costs one pass over the data.
+    """
+    models = [models] if isinstance(models, torch.nn.Module) else list(models)
+    for model in models:
+        model.eval()
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     batches = []
     for images, _ in tqdm(loader, desc=description, leave=False, dynamic_ncols=True, disable=None):
         images = images.to(device, non_blocking=True, memory_format=memory_format)
+        inputs = tta_views(images, views)
         probs = torch.zeros((), device=device)
-        for view in tta_views(images, views):
-            with autocast(device, dtype):
-                logits = model(view)
-            probs = probs + logits.float().softmax(dim=1)
-        batches.append((probs / len(views)).cpu())
+        for model in models:
+            for view in inputs:
+                with autocast(device, dtype):
+                    logits = model(view)
+                probs = probs + logits.float().softmax(dim=1)
+        batches.append((probs / (len(views) * len(models))).cpu())
     probs = torch.cat(batches).numpy().astype(np.float64)
     return probs / probs.sum(axis=1, keepdims=True)

@@ -1,6 +1,7 @@
 """The inference stage: average every fold's model over TTA views and write a validated submission."""
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -11,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from podium import config as configs
 from podium.checkpoint import load_checkpoint, unwrap_state_dict
-from podium.data import ImageDataset, check_images, load_test_table, load_train_table
+from podium.data import ImageDataset, check_images, load_test_table, train_classes
 from podium.engine import autocast_dtype, pick_device, predict
 from podium.errors import PodiumError
 from podium.loaders import eval_loader
@@ -23,8 +24,27 @@ from podium.transforms import build_transforms, check_tta
 log = logging.getLogger(__name__)
 
 
-def load_fold_model(config: DictConfig, fold: int, device: torch.device) -> tuple[torch.nn.Module, DictConfig, list]:
-    """Load fold `fold`'s best.pt into a fresh model; return it with the config it was trained with and its classes."""
+@dataclass
+class FoldModel:
+    """A fold's best model, loaded for prediction, with the config and classes it was trained with."""
+
+    fold: int
+    model: torch.nn.Module
+    trained_with: DictConfig
+    classes: list
+
+    @property
+    def channels_last(self) -> bool:
+        return bool(self.trained_with.model.channels_last) and is_convolutional(self.model)
+
+    def input_key(self) -> tuple:
+        """Return what the model's input depends on: image size, normalization and memory format."""
+        mean, std = normalization(self.model)
+        return self.trained_with.data.image_size, tuple(mean), tuple(std), self.channels_last
+
+
+def load_fold_model(config: DictConfig, fold: int, device: torch.device) -> FoldModel:
+    """Load fold `fold`'s best.pt into a fresh model on `device`."""
     path = configs.fold_dir(config, fold) / "best.pt"
     checkpoint = load_checkpoint(path)
     trained_with = OmegaConf.create(checkpoint["config"])
@@ -34,21 +54,41 @@ def load_fold_model(config: DictConfig, fold: int, device: torch.device) -> tupl
 
     model = create_model(trained_with, len(classes), pretrained=False)
     model.load_state_dict(unwrap_state_dict(checkpoint["model"]))
-    channels_last = trained_with.model.channels_last and is_convolutional(model)
-    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format).eval()
+    loaded = FoldModel(fold, model, trained_with, classes)
+    model = model.to(device, memory_format=torch.channels_last if loaded.channels_last else torch.contiguous_format).eval()
     if config.model.compile:
         model.compile()
     log.info("loaded fold %d from %s (epoch %s, %s %.4f)", fold, path, checkpoint["train_state"]["best_epoch"], trained_with.train.monitor, checkpoint["train_state"]["best"])
-    return model, trained_with, classes
+    return loaded
 
 
-def ensemble_probs(models: Sequence[torch.nn.Module], loaders: Sequence, device: torch.device, dtype, views: Sequence[str], channels_last: Sequence[bool]) -> np.ndarray:
-    """Return the mean over models of each model's softmax, itself averaged over the TTA views."""
-    total = None
-    for index, (model, loader) in enumerate(zip(models, loaders)):
-        probs = predict(model, loader, device, dtype, views, channels_last[index], description=f"model {index + 1}/{len(models)}")
-        total = probs if total is None else total + probs
-    return total / len(models)
+def ensemble_probs(config: DictConfig, fold_models: Sequence[FoldModel], paths: Sequence[str], device: torch.device, description: str = "predict") -> np.ndarray:
+    """Return the mean over the fold models of each model's softmax, itself averaged over the TTA views.
+
+    Models that take the same input share one loader, so each image is decoded once per group,
+    not once per model.
+    """
+    groups: dict[tuple, list[FoldModel]] = {}
+    for loaded in fold_models:
+        groups.setdefault(loaded.input_key(), []).append(loaded)
+
+    dtype = autocast_dtype(config.train.precision, device)
+    total = 0.0
+    for (size, mean, std, channels_last), members in groups.items():
+        dataset = ImageDataset(paths, None, build_transforms(members[0].trained_with, mean, std, train=False), size)
+        loader = eval_loader(dataset, config.infer.batch_size, config.data.num_workers)
+        models = [loaded.model for loaded in members]
+        total = total + len(models) * predict(models, loader, device, dtype, list(config.infer.tta), channels_last, description)
+    return total / len(fold_models)
+
+
+def check_classes(config: DictConfig, fold_models: Sequence[FoldModel]) -> list:
+    """Return the classes that every fold was trained with, after checking them against the training table."""
+    classes = train_classes(config)
+    for loaded in fold_models:
+        if loaded.classes != classes:
+            raise PodiumError(f"fold {loaded.fold} was trained with classes {loaded.classes}, but the training table now has {classes}. Retrain the fold with the current data")
+    return classes
 
 
 def make_submission(config: DictConfig, folds: list[int] | None = None) -> Path:
@@ -63,22 +103,10 @@ def make_submission(config: DictConfig, folds: list[int] | None = None) -> Path:
     check_images(table["path"].tolist(), "test")
 
     device = pick_device()
-    dtype = autocast_dtype(config.train.precision, device)
-    models, loaders, channels_last, class_lists = [], [], [], []
-    for fold in folds:
-        model, trained_with, classes = load_fold_model(config, fold, device)
-        mean, std = normalization(model)
-        dataset = ImageDataset(table["path"], None, build_transforms(trained_with, mean, std, train=False), trained_with.data.image_size)
-        models.append(model)
-        loaders.append(eval_loader(dataset, config.infer.batch_size, config.data.num_workers))
-        channels_last.append(trained_with.model.channels_last and is_convolutional(model))
-        class_lists.append(classes)
-    classes = load_train_table(config)[1]
-    for fold, trained_classes in zip(folds, class_lists):
-        if trained_classes != classes:
-            raise PodiumError(f"fold {fold} was trained with classes {trained_classes}, but the training table now has {classes}. Retrain the fold with the current data")
+    fold_models = [load_fold_model(config, fold, device) for fold in folds]
+    classes = check_classes(config, fold_models)
 
-    probs = ensemble_probs(models, loaders, device, dtype, list(config.infer.tta), channels_last)
+    probs = ensemble_probs(config, fold_models, table["path"].tolist(), device)
     path = write_submission(config, template, table, probs, classes, folds)
 
     tracker = Tracker(config, job_type="infer", name=f"{config.name}-infer")

@@ -13,15 +13,13 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from podium import config as configs
-from podium.data import ImageDataset, check_images, image_paths, list_images, load_test_table
-from podium.engine import autocast_dtype, pick_device, predict
+from podium.data import check_images, image_paths, list_images, load_test_table
+from podium.engine import pick_device
 from podium.errors import PodiumError
-from podium.infer import load_fold_model, make_submission
-from podium.loaders import eval_loader
-from podium.model import is_convolutional, normalization
+from podium.infer import ensemble_probs, load_fold_model, make_submission
 from podium.report import oof_report
 from podium.train import train_fold
-from podium.transforms import build_transforms, check_tta
+from podium.transforms import check_tta
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +44,9 @@ def unlabeled_table(config: DictConfig) -> pd.DataFrame:
 def predict_fold(config: DictConfig, fold: int, table: pd.DataFrame) -> tuple[np.ndarray, list]:
     """Return fold `fold`'s TTA-averaged probabilities on the unlabeled images, and its classes."""
     device = pick_device()
-    model, trained_with, classes = load_fold_model(config, fold, device)
-    mean, std = normalization(model)
-    dataset = ImageDataset(table["path"], None, build_transforms(trained_with, mean, std, train=False), trained_with.data.image_size)
-    loader = eval_loader(dataset, config.infer.batch_size, config.data.num_workers)
-    channels_last = trained_with.model.channels_last and is_convolutional(model)
-    probs = predict(model, loader, device, autocast_dtype(config.train.precision, device), list(config.infer.tta), channels_last, description=f"pseudo fold {fold}")
-    return probs, classes
+    loaded = load_fold_model(config, fold, device)
+    probs = ensemble_probs(config, [loaded], table["path"].tolist(), device, description=f"pseudo fold {fold}")
+    return probs, loaded.classes
 
 
 def select_pseudo_labels(probs: np.ndarray, threshold: float, max_per_class: int | None) -> np.ndarray:

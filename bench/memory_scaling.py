@@ -4,9 +4,7 @@ Memory: a child process runs `podium train-all` (the command `make train-all` ca
 demo at 64 px for one epoch per fold, with W&B in offline mode as the default config has it.
 After each fold it records its own peak RSS (getrusage ru_maxrss), its current RSS, glibc
 malloc's bytes in use and freed bytes it keeps (mallinfo2), and its live child processes.
-The peak after the last fold may exceed the one after the first by at most 10%. When it
-does, a second run releases freed memory after each fold, to show whether the growth is
-live objects or memory that malloc keeps.
+The peak after the last fold may exceed the one after the first by at most 10%.
 
 Scaling: the 4x table repeats every training row four times under new ids, pointing at the
 same images, and keeps each row's group, so the copies stay in one fold. Fold 0 trains at
@@ -15,9 +13,7 @@ Trainer.train_one_epoch at 4x may exceed that at 1x by at most 10%.
 """
 
 import argparse
-import contextlib
 import ctypes
-import gc
 import json
 import os
 import resource
@@ -67,18 +63,8 @@ def rss_figures() -> dict:
     return {"peak_mib": peak_mib, "current_mib": current_mib, **malloc_figures(), "children": len(children)}
 
 
-def release_freed_memory() -> None:
-    """Collect reference cycles, then ask glibc to return freed heap memory to the system."""
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-def child_train_all(arguments: list[str], release: bool) -> int:
-    """Run `podium train-all` in this process, printing memory figures after each fold.
-
-    With `release`, each fold is followed by release_freed_memory(), a change podium could make.
-    """
+def child_train_all(arguments: list[str]) -> int:
+    """Run `podium train-all` in this process, printing memory figures after each fold."""
     import podium.train
     from podium.cli import main as podium_main
 
@@ -87,15 +73,13 @@ def child_train_all(arguments: list[str], release: bool) -> int:
     def measured_train_fold(config, fold, *args, **kwargs):
         result = train_fold(config, fold, *args, **kwargs)
         print(MARKER + json.dumps({"fold": fold, **rss_figures()}), flush=True)
-        if release:
-            release_freed_memory()
         return result
 
     podium.train.train_fold = measured_train_fold  # train_all looks the name up in its module on each call
     return podium_main(["train-all", *arguments])
 
 
-def run_train_all(work: Path, release: bool) -> tuple[list[dict], float]:
+def run_train_all(work: Path) -> tuple[list[dict], float]:
     """Run `podium train-all` in a child process, and return its per-fold memory figures and its seconds."""
     config = common.bench_config(work, "tracking.wandb=true", "train.epochs=1")
     common.write_folds(config)
@@ -105,8 +89,7 @@ def run_train_all(work: Path, release: bool) -> tuple[list[dict], float]:
         f"data.image_size={common.IMAGE_SIZE}", "train.epochs=1", "tracking.wandb=true",
     ]
     environment = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    flags = ["--child-train-all"] + (["--release-between-folds"] if release else [])
-    command = [sys.executable, __file__, *flags, "--", "--config", str(common.DEMO_CONFIG), *overrides]
+    command = [sys.executable, __file__, "--child-train-all", "--", "--config", str(common.DEMO_CONFIG), *overrides]
     with common.Stopwatch() as watch:
         completed = subprocess.run(command, capture_output=True, text=True, env=environment)
     if completed.returncode != 0:
@@ -117,7 +100,7 @@ def run_train_all(work: Path, release: bool) -> tuple[list[dict], float]:
 
 
 def train_all_memory(work: Path) -> None:
-    folds, seconds = run_train_all(work, release=False)
+    folds, seconds = run_train_all(work)
     common.info(f"train-all: {len(folds)} folds of 1 epoch at {common.IMAGE_SIZE} px in {seconds:.0f} s, W&B offline")
     for figures in folds:
         malloc = ""
@@ -128,17 +111,10 @@ def train_all_memory(work: Path) -> None:
             f"{malloc}, {figures['children']} live child processes"
         )
     growth = folds[-1]["peak_mib"] / folds[0]["peak_mib"]
-    met = common.result(
+    common.result(
         "memory: train-all peak RSS, last fold / first fold", growth, "<=", GROWTH_LIMIT, "x",
         detail=f"{folds[0]['peak_mib']:.0f} -> {folds[-1]['peak_mib']:.0f} MiB",
     )
-    if not met:
-        released, _ = run_train_all(work, release=True)
-        common.info(
-            "diagnosis, the same run with gc.collect() and malloc_trim(0) after each fold: peak RSS "
-            f"{released[0]['peak_mib']:.0f} -> {released[-1]['peak_mib']:.0f} MiB, "
-            f"{released[-1]['peak_mib'] / released[0]['peak_mib']:.3f}x"
-        )
 
 
 def write_repeated_table(work: Path, copies: int) -> str:
@@ -197,11 +173,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2, help="timed epochs at each size (default 2)")
     parser.add_argument("--child-train-all", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--release-between-folds", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("podium_arguments", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_train_all:
-        return child_train_all(args.podium_arguments, args.release_between_folds)
+        return child_train_all(args.podium_arguments)
     common.quiet_logs()
 
     print(f"== 5. memory and scaling: {common.cpu_description()}, {common.load_note()}")

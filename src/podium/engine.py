@@ -139,15 +139,17 @@ class Trainer:
 
             if window_ends:
                 window_loss = distributed.all_reduce_sum(window_loss)
-                if self.finite_or_skip(window_loss, state, step, description):
+                if self.skip_nonfinite and not torch.isfinite(window_loss).item():
+                    self.skip_update(state, step, description)
+                else:
                     self.optimizer_step(state)
-                    self.pending_updates.append((state.updates, window_loss / windows[window], self.schedule.current_lr()))
+                    self.pending_updates.append((state.updates, step, window_loss / windows[window], self.schedule.current_lr()))
                     loss_sum += window_loss
                     samples += windows[window]
                 window_loss = torch.zeros((), device=self.device)
 
             if step % self.log_every == 0 or step + 1 == len(batch_sizes):
-                self.flush_updates()
+                self.flush_updates(description)
                 if samples:
                     progress.set_postfix(loss=f"{loss_sum.item() / samples:.4f}", lr=f"{self.schedule.current_lr():.2e}")
             tick = time.perf_counter()
@@ -161,29 +163,31 @@ class Trainer:
             "skipped_updates": state.skipped_updates,
         }
 
-    def finite_or_skip(self, window_loss: torch.Tensor, state: "TrainState", step: int, description: str) -> bool:
-        """Return True when the window's loss is finite; else skip the update (train.skip_nonfinite) or raise.
+    def skip_update(self, state: "TrainState", step: int, description: str) -> None:
+        """Drop the window's gradients after a non-finite loss (train.skip_nonfinite) and count the skip.
 
-        This is one host synchronisation per optimizer update, as GradScaler makes in fp16 too.
+        Deciding before the update costs one host synchronisation per update, as GradScaler's fp16 check does.
         """
-        if torch.isfinite(window_loss).item():
-            return True
-        if not self.skip_nonfinite:
-            raise PodiumError(
-                f"non-finite training loss ({window_loss.item()}) at {description or 'training'}, micro-batch {step + 1}, "
-                f"after {state.updates} updates. Lower optim.lr, set train.grad_clip, or set train.skip_nonfinite=true to skip such batches."
-            )
         self.optimizer.zero_grad(set_to_none=True)
         state.skipped_updates += 1
         log.warning("skipped a non-finite loss at %s, micro-batch %d (%d skipped so far)", description or "training", step + 1, state.skipped_updates)
-        return False
 
-    def flush_updates(self) -> None:
-        """Hand the buffered per-update losses to the callback; one host synchronisation per log interval."""
+    def flush_updates(self, description: str = "") -> None:
+        """Hand the buffered per-update losses to the callback, one host synchronisation per log interval.
+
+        A non-finite loss raises here, at most `log_every` micro-batches after its update and
+        before the epoch ends, so no checkpoint of the diverged weights is written.
+        """
         if not self.pending_updates:
             return
-        losses = torch.stack([loss for _, loss, _ in self.pending_updates]).float().tolist()
-        records = [{"update": update, "train_loss": value, "lr": lr} for (update, _, lr), value in zip(self.pending_updates, losses)]
+        losses = torch.stack([loss for _, _, loss, _ in self.pending_updates]).float().tolist()
+        for (update, step, _, _), value in zip(self.pending_updates, losses):
+            if not math.isfinite(value):
+                raise PodiumError(
+                    f"non-finite training loss ({value}) at {description or 'training'}, micro-batch {step + 1}, "
+                    f"after {update - 1} updates. Lower optim.lr, set train.grad_clip, or set train.skip_nonfinite=true to skip such batches."
+                )
+        records = [{"update": update, "train_loss": value, "lr": lr} for (update, _, _, lr), value in zip(self.pending_updates, losses)]
         self.pending_updates.clear()
         if self.on_updates is not None:
             self.on_updates(records)

@@ -2,8 +2,9 @@
 
 Both sides train resnet18 (configs/demo.yaml, dropout 0.1 included) at 64 px in fp32 and NCHW,
 without augmentation and from the same seed. They see the same batches in the same order and
-use AdamW with the same weight-decay groups. The learning rate rises linearly over 10 updates
-and then stays constant. podium's losses come from Trainer's `on_updates` callback, the bare
+use AdamW with the same weight-decay groups and the same kernel, the fused one of podium's
+default config: the rounding differences between two AdamW kernels grow to 0.02 in the loss
+by update 10 here. The learning rate rises linearly over 10 updates and then stays constant. podium's losses come from Trainer's `on_updates` callback, the bare
 loop's from `loss.item()` after each step.
 """
 
@@ -56,7 +57,7 @@ def main() -> int:
 
         model = bare.make_model(config, len(run.classes), channels_last=False)
         same_init = all(torch.equal(value, initial_weights[name]) for name, value in model.state_dict().items())
-        optimizer = bare.make_optimizer(config, model)
+        optimizer = bare.make_optimizer(config, model, fused=config.optim.fused)
         base_lr = config.optim.lr
 
         def warmup_lr(update: int) -> float:

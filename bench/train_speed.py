@@ -5,9 +5,9 @@ the same dataset object, the same augmentations and the same 64-image batches of
 
   podium  prepare_fold's Trainer.train_one_epoch with its own loader (bf16 autocast where
           the CPU has bf16 instructions, and channels_last, as `make train` runs)
-  (a)     a bare PyTorch loop, fp32, NCHW
-  (b)     the bare loop with channels_last and bf16 autocast
-  (c)     Lightning's Trainer on the same model, channels_last, precision "bf16-mixed"
+  (a)     a bare PyTorch loop, fp32, NCHW, torch's default AdamW
+  (b)     the bare loop with channels_last, bf16 autocast and the fused AdamW that podium uses
+  (c)     Lightning's Trainer on the same model and optimizer as (b), channels_last, precision "bf16-mixed"
 
 (a) and (b) run step by step inside podium's epoch: before podium trains on a batch, each
 bare model trains on it too, and each side's time is its steps plus the batch's loading.
@@ -61,7 +61,7 @@ def lightning_side(config, num_classes: int, loader):
             return loss
 
         def configure_optimizers(self):
-            return bare.make_optimizer(config, self.model)
+            return bare.make_optimizer(config, self.model, fused=config.optim.fused)
 
     class EpochTimer(L.Callback):
         """Seconds from the start of the epoch (before the loader's first batch) to its end."""
@@ -147,12 +147,13 @@ def main() -> int:
             f"data.cache {config.data.cache}; podium trains with autocast dtype {run.trainer.dtype}, channels_last {run.trainer.channels_last}"
         )
 
-        def bare_step(channels_last: bool, use_bf16: bool):
+        def bare_step(channels_last: bool, use_bf16: bool, fused: bool):
             model = bare.make_model(config, num_classes, channels_last)
-            optimizer = bare.make_optimizer(config, model)
+            optimizer = bare.make_optimizer(config, model, fused)
             return lambda images, targets: bare.train_step(model, optimizer, images, targets, channels_last, use_bf16)
 
-        interleaved = InterleavedBatches(run.train_batches, {"a": bare_step(False, False), "b": bare_step(True, bf16)})
+        sides = {"a": bare_step(False, False, fused=False), "b": bare_step(True, bf16, fused=config.optim.fused)}
+        interleaved = InterleavedBatches(run.train_batches, sides)
         lightning_epoch, lightning_note = lightning_side(config, num_classes, loader)
         common.info(f"(c): {lightning_note}")
 
@@ -180,14 +181,14 @@ def main() -> int:
                         seconds.setdefault(side, []).append(value)
 
         labels = {
-            "podium": "podium, interleaved with (a) and (b)", "a": "(a) bare fp32 NCHW", "b": "(b) bare channels_last + bf16",
+            "podium": "podium, interleaved with (a) and (b)", "a": "(a) bare fp32 NCHW", "b": "(b) bare channels_last + bf16 + fused AdamW",
             "podium alone": "podium, epoch of its own", "c": "(c) Lightning bf16-mixed",
         }
         for side in [side for side in labels if side in seconds]:
             rates = [images / value for value in seconds[side]]
             common.info(f"{labels[side]}: median {common.median(rates):.1f} img/s (per round {', '.join(f'{rate:.1f}' for rate in rates)})")
         tuned = [slow / fast for slow, fast in zip(seconds["a"], seconds["b"])]
-        common.info(f"(b) / (a), the speed-up of channels_last and bf16 in the bare loop itself: {common.median(tuned):.3f}x")
+        common.info(f"(b) / (a), the speed-up of channels_last, bf16 and the fused AdamW in the bare loop itself: {common.median(tuned):.3f}x")
 
         if not bf16:
             common.info("this CPU has no bf16 instructions, so podium and (b) train in fp32, and (a) gets the target of (b)")
@@ -203,8 +204,8 @@ def main() -> int:
             )
             if other == "a" and not met:
                 batch = next(iter(loader))
-                for name, channels_last, use_bf16 in [("a", False, False), ("b", True, bf16)]:
-                    profile_steps(labels[name], bare_step(channels_last, use_bf16), batch)
+                for name, channels_last, use_bf16, fused in [("a", False, False, False), ("b", True, bf16, config.optim.fused)]:
+                    profile_steps(labels[name], bare_step(channels_last, use_bf16, fused), batch)
     return 0
 
 

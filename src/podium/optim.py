@@ -16,7 +16,8 @@ def create_optimizer(config: DictConfig, model: torch.nn.Module) -> torch.optim.
     if spec.name not in ("adamw", "sgd"):
         raise PodiumError(f"unknown optim.name {spec.name!r}; choose adamw or sgd")
     extra = {"momentum": spec.momentum} if spec.name == "sgd" else {}
-    return create_optimizer_v2(model, opt=spec.name, lr=spec.lr, weight_decay=spec.weight_decay, filter_bias_and_bn=True, **extra)
+    # With fused, one torch operator computes the whole AdamW or SGD update, on a CPU or a GPU.
+    return create_optimizer_v2(model, opt=spec.name, lr=spec.lr, weight_decay=spec.weight_decay, filter_bias_and_bn=True, fused=bool(spec.fused), **extra)
 
 
 def updates_per_epoch(micro_batches: int, accumulate: int) -> int:

@@ -16,7 +16,7 @@ from podium.data import ImageDataset, check_images, load_test_table, train_class
 from podium.engine import autocast_dtype, pick_device, predict
 from podium.errors import PodiumError
 from podium.loaders import eval_loader
-from podium.model import create_model, is_convolutional, normalization
+from podium.model import is_convolutional, model_with_weights, normalization
 from podium.submission import fill_template, validate_submission
 from podium.tracking import Tracker
 from podium.transforms import build_transforms, check_tta
@@ -52,8 +52,7 @@ def load_fold_model(config: DictConfig, fold: int, device: torch.device) -> Fold
     if checkpoint.get("experiment") != config.name:
         raise PodiumError(f"{path} was trained for experiment {checkpoint.get('experiment')!r}, not {config.name!r}. Copy the right fold folders or set name: in the config")
 
-    model = create_model(trained_with, len(classes), pretrained=False)
-    model.load_state_dict(unwrap_state_dict(checkpoint["model"]))
+    model = model_with_weights(trained_with, len(classes), unwrap_state_dict(checkpoint["model"]))
     loaded = FoldModel(fold, model, trained_with, classes)
     model = model.to(device, memory_format=torch.channels_last if loaded.channels_last else torch.contiguous_format).eval()
     if config.model.compile:

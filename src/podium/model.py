@@ -1,6 +1,7 @@
 """Create a timm model from the config, with clear errors for unknown names and offline weights."""
 
 import difflib
+import itertools
 import logging
 
 import timm
@@ -44,6 +45,25 @@ def create_model(config: DictConfig, num_classes: int, pretrained: bool | None =
 
     if spec.pretrained_file and pretrained:
         log.info("loaded pretrained weights for %s from %s", spec.name, spec.pretrained_file)
+    return model
+
+
+def model_with_weights(config: DictConfig, num_classes: int, state_dict: dict) -> torch.nn.Module:
+    """Build `model.name` with the weights of `state_dict`, skipping the random initialisation where possible.
+
+    A model built on the meta device allocates and initialises nothing, and the state dict's
+    tensors become its weights. A model with buffers that a state dict does not store (such as
+    relative position indices) is built normally, because those buffers are computed at build.
+    """
+    with torch.device("meta"):
+        model = create_model(config, num_classes, pretrained=False)
+    tensors = itertools.chain(model.named_parameters(), model.named_buffers())
+    if all(name in state_dict for name, _ in tensors):
+        model.load_state_dict(state_dict, assign=True)
+        return model
+
+    model = create_model(config, num_classes, pretrained=False)
+    model.load_state_dict(state_dict)
     return model
 
 

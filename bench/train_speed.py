@@ -9,8 +9,9 @@ the same dataset object, the same augmentations and the same 64-image batches of
   (b)     the bare loop with channels_last, bf16 autocast and the fused AdamW that podium uses
   (c)     Lightning's Trainer on the same model and optimizer as (b), channels_last, precision "bf16-mixed"
 
-(a) and (b) run step by step inside podium's epoch: before podium trains on a batch, each
-bare model trains on it too, and each side's time is its steps plus the batch's loading.
+(a) and (b) run step by step inside podium's epoch: each bare model trains on every batch
+too, before podium's step on even batches and after it on odd ones, and each side's time is
+its steps plus the batch's loading.
 Lightning runs whole epochs, so (c) is compared with an epoch that podium trains alone.
 Each round runs the interleaved epoch, podium's own epoch and Lightning's epoch in a
 rotating order, after one warm-up round. A ratio is the median over rounds of podium's
@@ -18,6 +19,7 @@ images per second over the other side's.
 """
 
 import argparse
+import itertools
 import logging
 import sys
 import time
@@ -88,10 +90,12 @@ def lightning_side(config, num_classes: int, loader):
 
 
 class InterleavedBatches:
-    """podium's training loader, with the bare loops' steps run on each batch before podium's own step.
+    """podium's training loader, with the bare loops' steps run on each batch next to podium's own step.
 
-    Alternating step by step makes the sides share every change in machine load. Each side's
-    time includes the batch's loading time, which the loader pays once for all of them.
+    Alternating step by step makes the sides share every change in machine load. The bare steps
+    run before podium's step on even batches and after it on odd ones, so that no side always
+    follows the same other model. Each side's time includes the batch's loading time, which the
+    loader pays once for all of them.
     """
 
     def __init__(self, loader, steps: dict):
@@ -102,22 +106,30 @@ class InterleavedBatches:
     def __len__(self) -> int:
         return len(self.loader)
 
+    def run_steps(self, images, targets) -> None:
+        for name, step in self.steps.items():
+            start = time.perf_counter()
+            step(images, targets)
+            self.step_seconds[name] += time.perf_counter() - start
+
     def __iter__(self):
         self.load_seconds = 0.0
         self.step_seconds = dict.fromkeys(self.steps, 0.0)
         batches = iter(self.loader)
-        while True:
+        for index in itertools.count():
             start = time.perf_counter()
             try:
                 images, targets = next(batches)
             except StopIteration:
                 return
             self.load_seconds += time.perf_counter() - start
-            for name, step in self.steps.items():
-                start = time.perf_counter()
-                step(images, targets)
-                self.step_seconds[name] += time.perf_counter() - start
-            yield images, targets
+
+            if index % 2 == 0:
+                self.run_steps(images, targets)
+                yield images, targets
+            else:
+                yield images, targets
+                self.run_steps(images, targets)  # runs when podium requests the next batch
 
 
 def main() -> int:

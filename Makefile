@@ -95,7 +95,7 @@ test: $(STAMP) ## Run the test suite on the CPU (a few minutes)
 	$(PY) -m pytest
 
 # Lightning is only the benchmark's reference, so it is installed here and not in pyproject.toml.
-bench: $(STAMP) ## Benchmarks against bare PyTorch and Lightning, printed as ratios (installs lightning; about 8 min on 2 idle cores)
+bench: $(STAMP) ## Benchmarks against bare PyTorch and Lightning, printed as ratios (installs lightning; about 7 min on 2 idle cores)
 	$(PY) -m pip install --quiet lightning==2.6.6 || echo "bench: lightning could not be installed; the Lightning comparison will be skipped"
 	$(PY) bench/run_all.py
 

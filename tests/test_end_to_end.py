@@ -60,3 +60,10 @@ def test_cli_lr_plot(demo_root, tmp_path):
     result = run_cli("lr-plot", "--config", str(REPO / "configs" / "demo.yaml"), f"competition.root={demo_root}", f"output_dir={tmp_path}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "demo" / "lr_schedule.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("text", [",", "0,x"])
+def test_cli_invalid_folds_exits_2(tmp_path, text):
+    result = run_cli("infer", "--config", str(REPO / "configs" / "demo.yaml"), "--folds", text, cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"invalid FOLDS={text!r}: give fold numbers separated by commas" in result.stderr

@@ -13,9 +13,12 @@ def parse_folds(text: str | None) -> list[int] | None:
     if text is None:
         return None
     try:
-        return [int(part) for part in text.split(",") if part.strip()]
+        folds = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise PodiumError(f"invalid FOLDS={text!r}: give fold numbers separated by commas, e.g. FOLDS=0,1") from None
+        folds = []
+    if not folds:
+        raise PodiumError(f"invalid FOLDS={text!r}: give fold numbers separated by commas, e.g. FOLDS=0,1")
+    return folds
 
 
 def build_parser() -> argparse.ArgumentParser:

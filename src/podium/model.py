@@ -53,18 +53,28 @@ def model_with_weights(config: DictConfig, num_classes: int, state_dict: dict) -
 
     A model built on the meta device allocates and initialises nothing, and the state dict's
     tensors become its weights. A model with buffers that a state dict does not store (such as
-    relative position indices) is built normally, because those buffers are computed at build.
+    relative position indices) is built normally, because those buffers are computed at build,
+    and so is a model whose constructor fails on the meta device.
     """
-    with torch.device("meta"):
-        model = create_model(config, num_classes, pretrained=False)
-    tensors = itertools.chain(model.named_parameters(), model.named_buffers())
-    if all(name in state_dict for name, _ in tensors):
-        model.load_state_dict(state_dict, assign=True)
-        return model
+    model = meta_model(config, num_classes)
+    if model is not None:
+        tensors = itertools.chain(model.named_parameters(), model.named_buffers())
+        if all(name in state_dict for name, _ in tensors):
+            model.load_state_dict(state_dict, assign=True)
+            return model
 
     model = create_model(config, num_classes, pretrained=False)
     model.load_state_dict(state_dict)
     return model
+
+
+def meta_model(config: DictConfig, num_classes: int) -> torch.nn.Module | None:
+    """Build `model.name` on the meta device, or return None when its constructor fails there."""
+    try:
+        with torch.device("meta"):
+            return create_model(config, num_classes, pretrained=False)
+    except (RuntimeError, NotImplementedError):  # for example, a constructor that reads a tensor's value
+        return None
 
 
 def normalization(model: torch.nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -36,7 +36,7 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 
 
 def make_optimizer(config, model: torch.nn.Module, fused: bool = False) -> torch.optim.AdamW:
-    """Return torch's AdamW: its default implementation, or with `fused` its one-pass kernel as podium's default config uses."""
+    """Return torch's AdamW: its default implementation, or with `fused` the fused kernel that podium's default config uses."""
     return torch.optim.AdamW(param_groups(model, config.optim.weight_decay), lr=config.optim.lr, fused=fused)
 
 

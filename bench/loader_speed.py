@@ -136,7 +136,7 @@ def compare(config, rows, mean, std, repeats: int, epochs: int) -> list[float]:
 
 
 def write_large_jpegs(paths, folder: Path) -> list[str]:
-    """Write each image upscaled to LARGE px as a JPEG file, a common size of competition photos, and return the new paths."""
+    """Write each image upscaled to LARGE px as a JPEG file, far larger than the training size, and return the new paths."""
     import cv2
 
     folder.mkdir()

@@ -173,6 +173,8 @@ def test_nonfinite_loss_stops_with_step(demo_root, tmp_path, monkeypatch):
     monkeypatch.setattr(train_module, "build_loss", lambda *args: ExplodingLoss())
     with pytest.raises(PodiumError, match=r"non-finite training loss \(nan\) at fold 0 epoch 1, micro-batch 2, after 1 updates"):
         train_fold(config, fold=0)
+    assert not (tmp_path / "outputs" / "test" / "fold0" / "last.pt").exists()
+    assert not (tmp_path / "outputs" / "test" / "fold0" / "best.pt").exists()
 
 
 def test_nonfinite_loss_skipped_and_counted(demo_root, tmp_path, monkeypatch):

@@ -204,7 +204,7 @@ def read_train_rows(config: DictConfig) -> tuple[pd.DataFrame, Path]:
 
 
 def read_train_labels(config: DictConfig) -> tuple[pd.DataFrame, Path, pd.Series, pd.Series, list]:
-    """Read the training rows, check their ids and labels, and return (rows, source, ids, labels, classes)."""
+    """Read the training rows, check their ids and labels, and return (rows, file or folder read, ids, labels, classes)."""
     comp = config.competition
     raw, path = read_train_rows(config)
 
